@@ -1,0 +1,4 @@
+"""Compatibility shim: all packaging metadata lives in pyproject.toml."""
+from setuptools import setup
+
+setup()
