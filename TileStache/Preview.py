@@ -149,6 +149,7 @@ def preview_html(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>{name}</title>
+<link rel="icon" href="data:,">
 <style>
 {css}
 </style>
