@@ -1,0 +1,281 @@
+"""Tile caches: Test, Disk and Multi, and the name -> class registry.
+
+A cache is any object with these methods (duck typed, as in the original):
+
+    lock(layer, coord, format)     take the lock for a (meta)tile, waiting if needed
+    unlock(layer, coord, format)   release it
+    remove(layer, coord, format)   forget a tile
+    read(layer, coord, format)     the tile's bytes, or None
+    save(body, layer, coord, format)
+
+A cache may also offer ``read_entry(layer, coord, format) -> CacheEntry | None``
+to report when a tile was written and whether its stored bytes are gzipped;
+``read_entry`` below falls back to ``read`` for caches that do not.
+Shared backends (Memcache, Redis, S3, MBTiles, LimitedDisk) live in modules of
+their own and are imported only when a configuration names them.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import NamedTuple
+
+from ModestMaps.Tiles import toMicrosoft
+
+log = logging.getLogger(__name__)
+
+
+class CacheEntry(NamedTuple):
+    """A cached tile: its bytes, when it was written (epoch seconds), and their encoding."""
+
+    body: bytes
+    modified: float | None = None
+    encoding: str | None = None  # "gzip" when body is gzip-compressed
+
+
+def read_entry(cache: object, layer: object, coord: object, format: str) -> CacheEntry | None:
+    """Read a tile from any cache as a CacheEntry (None on a miss)."""
+    reader = getattr(cache, "read_entry", None)
+    if reader is not None:
+        return reader(layer, coord, format)
+    body = cache.read(layer, coord, format)
+    return None if body is None else CacheEntry(body)
+
+
+def tile_extension(format: str) -> str:
+    """The lower-case file extension stored for a format name ("PNG" -> "png", "JPEG" -> "jpg")."""
+    ext = format.lower()
+    return "jpg" if ext == "jpeg" else ext
+
+
+class Test:
+    """A cache that stores nothing; with ``verbose`` it logs every call to stderr."""
+
+    def __init__(self, verbose: bool = False, logfunc=None) -> None:
+        self.verbose = bool(verbose)
+        self.logfunc = logfunc
+
+    def _say(self, what: str, layer, coord, format) -> None:
+        if self.verbose or self.logfunc:
+            line = f"Test cache {what}: {layer.name()}/{coord.zoom}/{coord.column}/{coord.row}.{format}"
+            (self.logfunc or (lambda text: print(text, file=sys.stderr)))(line)
+
+    def lock(self, layer, coord, format) -> None:
+        """Pretend to lock."""
+        self._say("lock", layer, coord, format)
+
+    def unlock(self, layer, coord, format) -> None:
+        """Pretend to unlock."""
+        self._say("unlock", layer, coord, format)
+
+    def remove(self, layer, coord, format) -> None:
+        """Nothing to remove."""
+        self._say("remove", layer, coord, format)
+
+    def read(self, layer, coord, format) -> None:
+        """Always a miss."""
+        self._say("read", layer, coord, format)
+        return None
+
+    def save(self, body: bytes, layer, coord, format) -> None:
+        """Store nothing."""
+        self._say("save", layer, coord, format)
+
+
+def disk_path(layout: str, layer_name: str, coord, extension: str) -> str:
+    """Relative path of a tile in a Disk cache for a layout: safe, portable or quadtile."""
+    z, x, y = int(coord.zoom), int(coord.column), int(coord.row)
+    if layout == "portable":
+        return os.path.join(layer_name, str(z), str(x), f"{y}.{extension}")
+    if layout == "quadtile":
+        quadkey = "0" + toMicrosoft(x, y, z)
+        parts = [quadkey[i:i + 3] for i in range(0, len(quadkey), 3)]
+        return os.path.join(layer_name, *parts[:-1], f"{parts[-1]}.{extension}")
+    xs, ys = f"{x:06d}", f"{y:06d}"
+    return os.path.join(layer_name, str(z), xs[:3], xs[3:], ys[:3], f"{ys[3:]}.{extension}")
+
+
+DISK_LAYOUTS = ("safe", "portable", "quadtile")
+
+
+class Disk:
+    """Tiles as files under a folder, written atomically; locks are lock directories."""
+
+    def __init__(self, path: str, umask: int | str = 0o022, dirs: str = "safe",
+                 gzip: list[str] | tuple[str, ...] = ("txt", "text", "json", "xml")) -> None:
+        if dirs not in DISK_LAYOUTS:
+            raise ValueError(f"dirs must be one of {', '.join(DISK_LAYOUTS)}, not {dirs!r}")
+        self.cachepath = str(path)
+        self.umask = int(umask, 8) if isinstance(umask, str) else int(umask)
+        self.dirs = dirs
+        self.gzip = [str(ext).lower() for ext in gzip]
+
+    def _filepath(self, layer, coord, format) -> str:
+        ext = tile_extension(format)
+        path = disk_path(self.dirs, layer.name(), coord, ext)
+        if ext in self.gzip:
+            path += ".gz"
+        return os.path.join(self.cachepath, path)
+
+    def _is_gzipped(self, path: str) -> bool:
+        return path.endswith(".gz")
+
+    def lock(self, layer, coord, format) -> None:
+        """Make a lock directory beside the tile, breaking one older than the layer's stale lock timeout."""
+        lockpath = self._filepath(layer, coord, format) + ".lock"
+        timeout = float(layer.stale_lock_timeout)
+        os.makedirs(os.path.dirname(lockpath), mode=0o777 & ~self.umask, exist_ok=True)
+        while True:
+            try:
+                os.mkdir(lockpath, 0o777 & ~self.umask)
+                return
+            except FileExistsError:
+                try:
+                    age = time.time() - os.stat(lockpath).st_mtime
+                except FileNotFoundError:
+                    continue
+                if age > timeout:
+                    log.warning("Breaking stale lock %s (%.0fs old)", lockpath, age)
+                    shutil.rmtree(lockpath, ignore_errors=True)
+                    continue
+                time.sleep(0.01)
+
+    def unlock(self, layer, coord, format) -> None:
+        """Remove the lock directory."""
+        shutil.rmtree(self._filepath(layer, coord, format) + ".lock", ignore_errors=True)
+
+    def remove(self, layer, coord, format) -> None:
+        """Delete the tile's file if it exists."""
+        try:
+            os.remove(self._filepath(layer, coord, format))
+        except FileNotFoundError:
+            pass
+
+    def read_entry(self, layer, coord, format) -> CacheEntry | None:
+        """The stored file, its modification time, and "gzip" if stored compressed."""
+        path = self._filepath(layer, coord, format)
+        try:
+            with open(path, "rb") as file:
+                modified = os.fstat(file.fileno()).st_mtime
+                lifespan = layer.cache_lifespan
+                if lifespan and time.time() - modified > lifespan:
+                    file.close()
+                    self.remove(layer, coord, format)
+                    return None
+                body = file.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return CacheEntry(body, modified, "gzip" if self._is_gzipped(path) else None)
+
+    def read(self, layer, coord, format) -> bytes | None:
+        """The tile's bytes (decompressed), or None."""
+        entry = self.read_entry(layer, coord, format)
+        if entry is None:
+            return None
+        return gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+
+    def save(self, body: bytes, layer, coord, format) -> None:
+        """Write the tile to a temporary file beside it, then rename it into place."""
+        path = self._filepath(layer, coord, format)
+        if self._is_gzipped(path):
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o777 & ~self.umask, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tile-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(body)
+            os.chmod(tmp, 0o666 & ~self.umask)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+
+class Multi:
+    """Several caches as one: read in order (filling the faster tiers), write to all, lock on the first."""
+
+    def __init__(self, tiers: list) -> None:
+        if not tiers:
+            raise ValueError("Multi needs at least one tier")
+        self.tiers = list(tiers)
+
+    def lock(self, layer, coord, format) -> None:
+        """Lock on the first tier."""
+        self.tiers[0].lock(layer, coord, format)
+
+    def unlock(self, layer, coord, format) -> None:
+        """Unlock on the first tier."""
+        self.tiers[0].unlock(layer, coord, format)
+
+    def remove(self, layer, coord, format) -> None:
+        """Remove from every tier."""
+        for tier in self.tiers:
+            tier.remove(layer, coord, format)
+
+    def read_entry(self, layer, coord, format) -> CacheEntry | None:
+        """The first tier's hit, copied into the tiers before it."""
+        for index, tier in enumerate(self.tiers):
+            entry = read_entry(tier, layer, coord, format)
+            if entry is not None:
+                if index:
+                    body = gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+                    for faster in self.tiers[:index]:
+                        faster.save(body, layer, coord, format)
+                return entry
+        return None
+
+    def read(self, layer, coord, format) -> bytes | None:
+        """The tile's bytes from the first tier that has it."""
+        entry = self.read_entry(layer, coord, format)
+        if entry is None:
+            return None
+        return gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+
+    def save(self, body: bytes, layer, coord, format) -> None:
+        """Write to every tier."""
+        for tier in self.tiers:
+            tier.save(body, layer, coord, format)
+
+
+# Cache names a configuration may use, lower case -> "module:class".
+CACHE_CLASSES = {
+    "test": "TileStache.Caches:Test",
+    "disk": "TileStache.Caches:Disk",
+    "multi": "TileStache.Caches:Multi",
+    "memcache": "TileStache.Memcache:Cache",
+    "memcached": "TileStache.Memcache:Cache",
+    "redis": "TileStache.Redis:Cache",
+    "s3": "TileStache.S3:Cache",
+    "mbtiles": "TileStache.MBTiles:Cache",
+    "limiteddisk": "TileStache.Goodies.Caches.LimitedDisk:Cache",
+}
+
+
+def load_class(path: str) -> type:
+    """Import "package.module:Name" (or "package.module.Name") and return the named object."""
+    if ":" in path:
+        module_name, _, attr = path.partition(":")
+    else:
+        module_name, _, attr = path.rpartition(".")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def getCacheByName(name: str) -> type:
+    """The cache class registered under a name (case-insensitive)."""
+    key = name.strip().lower()
+    if key not in CACHE_CLASSES:
+        raise KeyError(f"unknown cache {name!r}; known: {', '.join(sorted(CACHE_CLASSES))}")
+    return load_class(CACHE_CLASSES[key])

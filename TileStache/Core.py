@@ -1,0 +1,340 @@
+"""Layers, metatiles and the render-and-cache pipeline.
+
+Read ``Layer.getTileResponse`` top to bottom to see what happens to a tile
+request: check it, read the cache, and on a miss lock the metatile, read
+again, render it once, cut it into tiles, encode and save each, unlock.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from wsgiref.headers import Headers
+
+from ModestMaps.Core import Coordinate
+from ModestMaps.Geo import Location
+from PIL import Image
+
+from . import Formats
+from .Caches import CacheEntry, read_entry
+from .Errors import BadRequest, KnownUnknown, NoTileLeftBehind, NotFound  # noqa: F401  (public names)
+from .Geography import grid_size
+
+log = logging.getLogger(__name__)
+
+# Deepest zoom a layer serves when its bounds say nothing else.
+MAX_ZOOM = 31
+
+
+class Metatile:
+    """How many tiles render together (rows x columns) and the pixel buffer around them."""
+
+    def __init__(self, buffer: int = 0, rows: int = 1, columns: int = 1) -> None:
+        if int(rows) < 1 or int(columns) < 1 or int(buffer) < 0:
+            raise ValueError("metatile rows and columns must be >= 1 and buffer >= 0")
+        self.buffer = int(buffer)
+        self.rows = int(rows)
+        self.columns = int(columns)
+
+    def isForReal(self) -> bool:
+        """True when tiles are rendered more than one at a time or with a buffer."""
+        return self.rows > 1 or self.columns > 1 or self.buffer > 0
+
+    def firstCoord(self, coord) -> Coordinate:
+        """The top-left tile of the metatile holding a coordinate."""
+        row = int(coord.row) // self.rows * self.rows
+        column = int(coord.column) // self.columns * self.columns
+        return Coordinate(row, column, coord.zoom)
+
+    def allCoords(self, coord, grid: tuple[int, int] | None = None) -> list[Coordinate]:
+        """Every tile of the metatile holding a coordinate, clipped to a (columns, rows) grid."""
+        first = self.firstCoord(coord)
+        columns, rows = self.columns, self.rows
+        if grid is not None:
+            columns = max(1, min(columns, grid[0] - int(first.column)))
+            rows = max(1, min(rows, grid[1] - int(first.row)))
+        return [Coordinate(first.row + r, first.column + c, first.zoom)
+                for r in range(rows) for c in range(columns)]
+
+
+class Bounds:
+    """A zoom range and a geographic box; tiles outside it are not served."""
+
+    def __init__(self, upper_left_high: Coordinate, lower_right_low: Coordinate) -> None:
+        self.upper_left_high = upper_left_high
+        self.lower_right_low = lower_right_low
+
+    @property
+    def low(self) -> int:
+        return int(self.lower_right_low.zoom)
+
+    @property
+    def high(self) -> int:
+        return int(self.upper_left_high.zoom)
+
+    def excludes(self, tile) -> bool:
+        """True when a tile coordinate falls outside these bounds."""
+        if tile.zoom < self.low or tile.zoom > self.high:
+            return True
+        ul = self.upper_left_high.zoomTo(tile.zoom)
+        lr = self.lower_right_low.zoomTo(tile.zoom)
+        return (tile.column + 1 <= ul.column or tile.column >= lr.column
+                or tile.row + 1 <= ul.row or tile.row >= lr.row)
+
+
+class BoundsList:
+    """Several Bounds; a tile is served when any of them includes it."""
+
+    def __init__(self, bounds: list[Bounds]) -> None:
+        self.bounds = list(bounds)
+
+    @property
+    def low(self) -> int:
+        return min(b.low for b in self.bounds)
+
+    @property
+    def high(self) -> int:
+        return max(b.high for b in self.bounds)
+
+    def excludes(self, tile) -> bool:
+        """True when every member excludes the tile."""
+        return all(b.excludes(tile) for b in self.bounds)
+
+
+def make_bounds(projection, north: float = 89, west: float = -180, south: float = -89,
+                east: float = 180, low: int = 0, high: int = MAX_ZOOM) -> Bounds:
+    """Bounds from degrees and a zoom range, in a projection's tile grid."""
+    if south > north:
+        raise ValueError(f"south ({south}) is above north ({north})")
+    if low > high:
+        raise ValueError(f"low zoom ({low}) is above high zoom ({high})")
+    ul = projection.locationCoordinate(Location(north, west)).zoomTo(high)
+    lr = projection.locationCoordinate(Location(south, east)).zoomTo(low)
+    return Bounds(ul, lr)
+
+
+@dataclass
+class TileResult:
+    """What the pipeline hands the web layer: status, headers and (possibly gzipped) body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+def etag_for(body: bytes) -> str:
+    """A strong entity tag for some bytes."""
+    return '"%s"' % hashlib.blake2b(body, digest_size=12).hexdigest()
+
+
+class Layer:
+    """A named tile set: a provider, a cache (the configuration's), a projection and options."""
+
+    def __init__(self, config, projection, metatile: Metatile, stale_lock_timeout: float = 15,
+                 cache_lifespan: float | None = None, write_cache: bool = True,
+                 allowed_origin: str | None = None, max_cache_age: int | None = None,
+                 redirects: dict | None = None, preview_lat: float = 37.80,
+                 preview_lon: float = -122.26, preview_zoom: int = 10, preview_ext: str = "png",
+                 bounds: Bounds | BoundsList | None = None, tile_height: int = 256) -> None:
+        self.config = config
+        self.provider = None
+        self.projection = projection
+        self.metatile = metatile
+        self.stale_lock_timeout = stale_lock_timeout
+        self.cache_lifespan = cache_lifespan
+        self.write_cache = write_cache
+        self.allowed_origin = allowed_origin
+        self.max_cache_age = max_cache_age
+        self.redirects = redirects or {}
+        self.preview_lat = preview_lat
+        self.preview_lon = preview_lon
+        self.preview_zoom = preview_zoom
+        self.preview_ext = preview_ext
+        self.bounds = bounds
+        self.dim = int(tile_height)
+        self.jpeg_options: dict = {}
+        self.png_options: dict = {}
+        self.webp_options: dict = {}
+        self.pixel_effect = None
+        self._name: str | None = None
+
+    # -- identity and formats ------------------------------------------------
+
+    def name(self) -> str | None:
+        """The layer's name in its configuration."""
+        if self._name is None and self.config is not None:
+            for key, layer in self.config.layers.items():
+                if layer is self:
+                    self._name = key
+        return self._name
+
+    def getTypeByExtension(self, extension: str) -> tuple[str, str]:
+        """(MIME type, format name) for a file extension, asking the provider first."""
+        ext = extension.lower()
+        asker = getattr(self.provider, "getTypeByExtension", None)
+        if asker is not None:
+            return asker(ext)
+        if ext in Formats.IMAGE_TYPES:
+            return Formats.IMAGE_TYPES[ext]
+        raise BadRequest(f"Unsupported tile format: {extension}")
+
+    def encoder_options(self, format: str) -> dict:
+        """Pillow save() keywords for a format on this layer."""
+        layer_options = {"PNG": self.png_options, "JPEG": self.jpeg_options,
+                         "WEBP": self.webp_options}.get(format.upper())
+        return Formats.encoder_options(format, layer_options)
+
+    # -- where tiles may be --------------------------------------------------
+
+    def zoom_range(self) -> tuple[int, int]:
+        """Lowest and highest zoom served."""
+        if self.bounds is None:
+            return 0, MAX_ZOOM
+        return self.bounds.low, self.bounds.high
+
+    def in_world(self, coord) -> bool:
+        """True when a coordinate is a real tile of the projection's world at a served zoom."""
+        zoom = coord.zoom
+        if zoom != int(zoom) or zoom < 0 or zoom > MAX_ZOOM:
+            return False
+        columns, rows = grid_size(self.projection, int(zoom))
+        return 0 <= coord.column < columns and 0 <= coord.row < rows
+
+    def in_bounds(self, coord) -> bool:
+        """True when a coordinate is in the world and within this layer's zooms and bounds."""
+        return self.in_world(coord) and (self.bounds is None or not self.bounds.excludes(coord))
+
+    # -- the pipeline --------------------------------------------------------
+
+    def getTileResponse(self, coord, extension: str, ignore_cached: bool = False) -> tuple[int, Headers, bytes]:
+        """Status, headers and body for one tile: from the cache, or rendered and cached."""
+        result = self.tile_response(coord, extension, ignore_cached)
+        return result.status, result.headers, result.body
+
+    def tile_response(self, coord, extension: str, ignore_cached: bool = False,
+                      accept_gzip: bool = False) -> TileResult:
+        """As getTileResponse; with accept_gzip a gzip-stored tile is returned still compressed."""
+        mimetype, format = self.getTypeByExtension(extension)
+        headers = Headers([("Content-Type", mimetype)])
+        if self.allowed_origin:
+            headers["Access-Control-Allow-Origin"] = self.allowed_origin
+
+        if not self.in_world(coord):
+            raise NotFound("Tile outside the world")
+        if not self.in_bounds(coord):
+            headers["Cache-Control"] = "no-store"
+            return TileResult(404, headers, self.empty_tile(format, mimetype))
+
+        cache = self.config.cache
+        entry = None if ignore_cached else read_entry(cache, self, coord, format)
+        if entry is None:
+            lock_coord = self.metatile.firstCoord(coord)
+            cache.lock(self, lock_coord, format)
+            try:
+                entry = None if ignore_cached else read_entry(cache, self, coord, format)
+                if entry is None:
+                    try:
+                        body = self.render_and_save(coord, format)
+                    except NoTileLeftBehind:
+                        headers["Cache-Control"] = "no-store"
+                        return TileResult(404, headers, self.empty_tile(format, mimetype))
+                    entry = CacheEntry(body, time.time())
+            finally:
+                cache.unlock(self, lock_coord, format)
+
+        body = entry.body
+        if entry.encoding == "gzip":
+            if accept_gzip:
+                headers["Content-Encoding"] = "gzip"
+            else:
+                body = gzip.decompress(body)
+        if entry.encoding or format.upper() in ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON"):
+            headers["Vary"] = "Accept-Encoding"
+        headers["ETag"] = etag_for(body)
+        if entry.modified is not None:
+            headers["Last-Modified"] = formatdate(entry.modified, usegmt=True)
+        if self.max_cache_age is not None:
+            headers["Cache-Control"] = f"public, max-age={int(self.max_cache_age)}"
+            headers["Expires"] = formatdate(time.time() + int(self.max_cache_age), usegmt=True)
+        return TileResult(200, headers, body)
+
+    def empty_tile(self, format: str, mimetype: str) -> bytes:
+        """A transparent tile-sized image, or an empty body for non-image formats."""
+        if mimetype.startswith("image/"):
+            return Formats.transparent_tile(format, self.dim, self.dim)
+        return b""
+
+    def render_and_save(self, coord, format: str) -> bytes:
+        """Render the (meta)tile holding a coordinate, save its tiles, return the coordinate's bytes.
+
+        Raises NoTileLeftBehind, carrying the encoded tile, when the provider says not to cache.
+        """
+        try:
+            tiles = self.render_tiles(coord, format)
+        except NoTileLeftBehind as nothing:
+            raise NoTileLeftBehind(self.encode_tile(nothing.tile, format)) from None
+        wanted = None
+        for other, body in tiles:
+            if self.write_cache:
+                self.config.cache.save(body, self, other, format)
+            if (other.zoom, other.column, other.row) == (coord.zoom, coord.column, coord.row):
+                wanted = body
+        return wanted
+
+    def render_tiles(self, coord, format: str) -> list[tuple[Coordinate, bytes]]:
+        """(coordinate, encoded tile) for each tile of the metatile holding a coordinate."""
+        provider = self.provider
+        metatiled = self.metatile.isForReal() and hasattr(provider, "renderArea")
+        if not metatiled:
+            image = self.render(coord, format)
+            return [(coord, self.encode_tile(image, format))]
+
+        coords = self.metatile.allCoords(coord, grid_size(self.projection, int(coord.zoom)))
+        first, last = coords[0], coords[-1]
+        columns = int(last.column - first.column) + 1
+        rows = int(last.row - first.row) + 1
+        buffer, size = self.metatile.buffer, self.dim
+        image = self._render_area(first, columns, rows, buffer)
+        if not isinstance(image, Image.Image):
+            raise KnownUnknown("A metatiled layer's provider must render Pillow images")
+        tiles = []
+        for each in coords:
+            x = buffer + int(each.column - first.column) * size
+            y = buffer + int(each.row - first.row) * size
+            tile = image.crop((x, y, x + size, y + size))
+            tiles.append((each, self.encode_tile(tile, format)))
+        return tiles
+
+    def render(self, coord, format: str | None = None):
+        """Render one tile with the provider; returns what the provider returns (e.g. a Pillow image)."""
+        provider = self.provider
+        if hasattr(provider, "renderTile"):
+            return provider.renderTile(self.dim, self.dim, self.projection.srs, coord)
+        return self._render_area(coord, 1, 1, 0)
+
+    def _render_area(self, first, columns: int, rows: int, buffer: int):
+        """Ask the provider for a block of tiles starting at first, with a pixel buffer around."""
+        size = self.dim
+        ul = self.projection.coordinateProj(first)
+        lr = self.projection.coordinateProj(Coordinate(first.row + rows, first.column + columns, first.zoom))
+        width, height = columns * size + 2 * buffer, rows * size + 2 * buffer
+        dx = (lr.x - ul.x) / (columns * size) * buffer
+        dy = (ul.y - lr.y) / (rows * size) * buffer
+        return self.provider.renderArea(width, height, self.projection.srs,
+                                        ul.x - dx, lr.y - dy, lr.x + dx, ul.y + dy, int(first.zoom))
+
+    def encode_tile(self, tile, format: str) -> bytes:
+        """Bytes of a rendered tile: Pillow images get the layer's pixel effect and encoder options."""
+        if isinstance(tile, Image.Image):
+            if self.pixel_effect is not None:
+                tile = self.pixel_effect.apply(tile)
+            return Formats.encode(tile, format, self.encoder_options(format))
+        if isinstance(tile, (bytes, bytearray)):
+            return bytes(tile)
+        buffer = io.BytesIO()
+        tile.save(buffer, format)
+        return buffer.getvalue()

@@ -1,0 +1,167 @@
+"""Remote tile providers (Proxy, URL Template) and the name -> class registry.
+
+A provider is any object built as ``Provider(layer, **kwargs)`` with
+``renderTile(width, height, srs, coord)`` and/or
+``renderArea(width, height, srs, xmin, ymin, xmax, ymax, zoom)`` returning an
+object with ``save(file, format)`` (usually a Pillow image), and optionally
+``getTypeByExtension(extension) -> (mime type, format name)``.
+"""
+from __future__ import annotations
+
+import io
+import socket
+import urllib.error
+import urllib.request
+from string import Template
+
+import ModestMaps
+from ModestMaps.Core import Point
+from ModestMaps.Providers import TemplatedMercatorProvider
+from PIL import Image, UnidentifiedImageError
+
+from .Errors import ConfigError, UpstreamError, UpstreamTimeout
+from .Geography import getProjectionByName
+
+# Provider names a configuration may use, lower case -> "module:class".
+PROVIDER_CLASSES = {
+    "mapnik": "TileStache.Mapnik:ImageProvider",
+    "mapnik grid": "TileStache.Mapnik:GridProvider",
+    "proxy": "TileStache.Providers:Proxy",
+    "url template": "TileStache.Providers:UrlTemplate",
+    "vector": "TileStache.Vector:Provider",
+    "mbtiles": "TileStache.MBTiles:Provider",
+    "sandwich": "TileStache.Sandwich:Provider",
+}
+
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = "TileStache"
+
+
+def getProviderByName(name: str) -> type:
+    """The provider class registered under a name (case-insensitive)."""
+    from .Caches import load_class
+
+    key = name.strip().lower()
+    if key not in PROVIDER_CLASSES:
+        raise KeyError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDER_CLASSES))}")
+    return load_class(PROVIDER_CLASSES[key])
+
+
+def fetch_upstream(url: str, timeout: float, referer: str | None = None) -> tuple[bytes, str]:
+    """GET a remote URL: (body, content type); failures become UpstreamError / UpstreamTimeout."""
+    headers = {"User-Agent": USER_AGENT}
+    if referer:
+        headers["Referer"] = referer
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as error:
+        raise UpstreamError(f"Upstream tile server answered {error.code}") from None
+    except (TimeoutError, socket.timeout):
+        raise UpstreamTimeout("Upstream tile server timed out") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, (TimeoutError, socket.timeout)):
+            raise UpstreamTimeout("Upstream tile server timed out") from None
+        raise UpstreamError("Upstream tile server unreachable") from None
+    except OSError:
+        raise UpstreamError("Upstream tile server connection failed") from None
+
+
+def open_image(body: bytes) -> Image.Image:
+    """A fully loaded Pillow image from bytes; anything else is an UpstreamError."""
+    try:
+        image = Image.open(io.BytesIO(body))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise UpstreamError("Upstream answered with something that is not an image") from None
+    return image
+
+
+class RemoteTile:
+    """An upstream tile kept as the bytes it came in, re-encoded only when another format is asked."""
+
+    def __init__(self, body: bytes, image: Image.Image) -> None:
+        self.body = body
+        self.image = image
+
+    def save(self, file, format: str) -> None:
+        """Write the original bytes when the format matches, else encode the decoded image."""
+        if (self.image.format or "").upper() == format.upper():
+            file.write(self.body)
+        else:
+            image = self.image
+            if format.upper() == "JPEG" and image.mode not in ("RGB", "L"):
+                image = image.convert("RGB")
+            image.save(file, format)
+
+
+class Proxy:
+    """Tiles fetched from another tile server: a {Z}/{X}/{Y} URL or a ModestMaps provider name."""
+
+    def __init__(self, layer, url: str | None = None, provider: str | None = None,
+                 timeout: float | None = None, provider_name: str | None = None) -> None:
+        self.layer = layer
+        self.timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        provider = provider or provider_name
+        if url:
+            if not isinstance(url, str) or not url.lower().startswith(("http://", "https://", "file://")):
+                raise ConfigError("url must be an http(s) URL template with {Z}, {X}, {Y}", key="url")
+            self.provider = TemplatedMercatorProvider(url)
+        elif provider:
+            known = ModestMaps.builtinProviders
+            if provider.upper() not in known:
+                raise ConfigError(f"unknown ModestMaps provider {provider!r} "
+                                  f"(known: {', '.join(sorted(known))})", key="provider")
+            self.provider = known[provider.upper()]()
+        else:
+            raise ConfigError("proxy needs a url or a provider", key="url")
+
+    def renderTile(self, width: int, height: int, srs: str, coord) -> Image.Image | RemoteTile:
+        """The upstream tile(s) for a coordinate: passed through as is, or layered into one image."""
+        urls = self.provider.getTileUrls(coord)
+        bodies = [fetch_upstream(url, self.timeout)[0] for url in urls]
+        images = [open_image(body) for body in bodies]
+        if len(images) == 1:
+            if self.layer.pixel_effect is None:
+                return RemoteTile(bodies[0], images[0])
+            return images[0]
+        composite = Image.new("RGBA", images[0].size, (0, 0, 0, 0))
+        for image in images:
+            composite.alpha_composite(image.convert("RGBA").resize(composite.size))
+        return composite
+
+
+class UrlTemplate:
+    """Images from a WMS-like URL template with $xmin $ymin $xmax $ymax $width $height $srs $zoom."""
+
+    def __init__(self, layer, template: str, referer: str | None = None,
+                 source_projection: str | None = None, timeout: float | None = None) -> None:
+        if not isinstance(template, str) or not template.lower().startswith(("http://", "https://")):
+            raise ConfigError("template must be an http(s) URL", key="template")
+        self.layer = layer
+        self.template = Template(template)
+        self.referer = referer
+        self.timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        try:
+            self.source_projection = getProjectionByName(source_projection) if source_projection else None
+        except (ValueError, ImportError, AttributeError) as error:
+            raise ConfigError(str(error), key="source projection") from None
+
+    def renderArea(self, width: int, height: int, srs: str, xmin: float, ymin: float,
+                   xmax: float, ymax: float, zoom: int) -> Image.Image:
+        """The image the template's URL returns for this area."""
+        if self.source_projection is not None:
+            source = self.source_projection
+            layer_projection = self.layer.projection
+            ll = source.locationProj(layer_projection.projLocation(Point(xmin, ymin)))
+            ur = source.locationProj(layer_projection.projLocation(Point(xmax, ymax)))
+            xmin, ymin, xmax, ymax = ll.x, ll.y, ur.x, ur.y
+            srs = source.srs
+        url = self.template.safe_substitute(
+            width=width, height=height, srs=srs, zoom=zoom,
+            xmin=repr(float(xmin)), ymin=repr(float(ymin)), xmax=repr(float(xmax)), ymax=repr(float(ymax)))
+        image = open_image(fetch_upstream(url, self.timeout, self.referer)[0])
+        if image.size != (width, height):
+            raise UpstreamError(f"Upstream image is {image.size[0]}x{image.size[1]}, expected {width}x{height}")
+        return image.convert("RGBA")

@@ -1,0 +1,119 @@
+"""TileStache: a stylish alternative for caching your map tiles.
+
+Public entry points: ``parseConfig``, ``getTile``, ``requestHandler``,
+``requestHandler2``, ``WSGITileServer`` and ``cgiHandler``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from wsgiref.headers import Headers
+
+from . import Config, Core, Web  # noqa: F401  (public modules)
+from .Errors import ConfigError, KnownUnknown  # noqa: F401
+
+__version__ = "2.0.0"
+
+log = logging.getLogger(__name__)
+
+
+def parseConfig(configHandle) -> Config.Configuration:
+    """A Configuration from a dict, a file path, or an http(s) URL of a JSON config."""
+    if isinstance(configHandle, Config.Configuration):
+        return configHandle
+    if isinstance(configHandle, dict):
+        return Config.buildConfiguration(configHandle, os.getcwd())
+    config_dict, dirpath = Config.read_config_file(os.fspath(configHandle))
+    return Config.buildConfiguration(config_dict, dirpath)
+
+
+def getTile(layer: Core.Layer, coord, extension: str, ignore_cached: bool = False) -> tuple[str, bytes]:
+    """(MIME type, bytes) of one tile of a layer, from its cache or freshly rendered."""
+    status, headers, body = layer.getTileResponse(coord, extension, ignore_cached)
+    return headers.get("Content-Type"), body
+
+
+def requestHandler2(config_hint, path_info: str, query_string: str | None = None,
+                    script_name: str = "") -> tuple[int, Headers, bytes]:
+    """(status, headers, body) for a request path against a config (object, dict or path)."""
+    config = parseConfig(config_hint)
+    response = Web.handle(config, Web.Request(path_info, query_string or "", script_name))
+    return response.status, response.headers, response.body
+
+
+def requestHandler(config_hint, path_info: str, query_string: str | None = None,
+                   script_name: str = "") -> tuple[str, bytes]:
+    """(MIME type, body) for a request path against a config (object, dict or path)."""
+    status, headers, body = requestHandler2(config_hint, path_info, query_string, script_name)
+    return headers.get("Content-Type"), body
+
+
+STATUS_TEXT = {200: "OK", 302: "Found", 304: "Not Modified", 400: "Bad Request", 404: "Not Found",
+               405: "Method Not Allowed", 414: "URI Too Long", 500: "Internal Server Error",
+               502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+class WSGITileServer:
+    """A WSGI application serving a configuration's layers.
+
+    ``config`` is a Configuration, a dict, or a path to a JSON file; with
+    ``autoreload`` a config file is re-read whenever it changes.
+    """
+
+    def __init__(self, config, autoreload: bool = False) -> None:
+        self.autoreload = bool(autoreload) and isinstance(config, (str, os.PathLike))
+        self.config_path = os.fspath(config) if isinstance(config, (str, os.PathLike)) else None
+        self.config = parseConfig(config)
+        self._mtime = self._config_mtime()
+        self._reload_lock = threading.Lock()
+
+    def _config_mtime(self) -> float | None:
+        try:
+            return os.stat(self.config_path).st_mtime if self.config_path else None
+        except OSError:
+            return None
+
+    def _current_config(self) -> Config.Configuration:
+        if self.autoreload:
+            mtime = self._config_mtime()
+            if mtime != self._mtime:
+                with self._reload_lock:
+                    if mtime != self._mtime:
+                        try:
+                            self.config = parseConfig(self.config_path)
+                        except ConfigError:
+                            log.exception("Keeping the previous configuration")
+                        self._mtime = mtime
+        return self.config
+
+    def __call__(self, environ: dict, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            response = Web.text_response(405, "Only GET and HEAD", [("Allow", "GET, HEAD")])
+        else:
+            request = Web.Request(
+                path_info=environ.get("PATH_INFO", "") or "/",
+                query_string=environ.get("QUERY_STRING", ""),
+                script_name=environ.get("SCRIPT_NAME", ""),
+                headers={key[5:].replace("_", "-").lower(): value
+                         for key, value in environ.items() if key.startswith("HTTP_")},
+            )
+            response = Web.handle(self._current_config(), request)
+        headers = response.headers
+        headers["Content-Length"] = str(len(response.body))
+        status = f"{response.status} {STATUS_TEXT.get(response.status, 'Unknown')}"
+        start_response(status, headers.items())
+        return [] if method == "HEAD" else [response.body]
+
+
+def cgiHandler(environ: dict, config="./tilestache.cfg", debug: bool = False) -> None:
+    """Answer one CGI request on stdout."""
+    from wsgiref.handlers import BaseCGIHandler
+
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    handler = BaseCGIHandler(sys.stdin.buffer, sys.stdout.buffer, sys.stderr, dict(environ),
+                             multithread=False, multiprocess=True)
+    handler.run(WSGITileServer(config))
