@@ -124,6 +124,7 @@ class TileResult:
     status: int
     headers: Headers
     body: bytes
+    left_behind: bool = False  # the provider said NoTileLeftBehind: served, never cached
 
 
 def etag_for(body: bytes) -> str:
@@ -239,9 +240,9 @@ class Layer:
                 if entry is None:
                     try:
                         body = self.render_and_save(coord, format)
-                    except NoTileLeftBehind:
+                    except NoTileLeftBehind as nothing:
                         headers["Cache-Control"] = "no-store"
-                        return TileResult(404, headers, self.empty_tile(format, mimetype))
+                        return TileResult(200, headers, nothing.tile, left_behind=True)
                     entry = CacheEntry(body, time.time())
             finally:
                 cache.unlock(self, lock_coord, format)

@@ -104,6 +104,9 @@ def route(config, request: Request) -> Response:
     accept_gzip = callback is None and "gzip" in request.headers.get("accept-encoding", "")
     result = layer.tile_response(coord, extension, accept_gzip=accept_gzip)
     response = Response(result.status, result.headers, result.body)
+    if result.left_behind:  # over HTTP a tile the provider won't keep is "not here"
+        mimetype, format = layer.getTypeByExtension(extension)
+        response.status, response.body = 404, layer.empty_tile(format, mimetype)
 
     mimetype = response.headers.get("Content-Type", "")
     if callback is not None and mimetype.split(";")[0] in JSON_TYPES:
