@@ -36,7 +36,7 @@ def test_disk_layouts(layout, expected):
 
 def test_disk_safe_layout_for_big_numbers():
     path = Caches.disk_path("safe", "roads", Coordinate(654321, 1234567, 21), "jpg")
-    assert path == "roads/21/1234/567/654/321.jpg"
+    assert path == "roads/21/123/4567/654/321.jpg"  # first three digits, then the rest
 
 
 @pytest.mark.parametrize("zoom, column, row", [(12, 656, 1582), (0, 0, 0), (3, 7, 2), (16, 37309, 18970)])
