@@ -79,7 +79,7 @@ def _check_type(value, types: tuple, layer: str | None, key: str) -> None:
     else:
         ok = isinstance(value, types)
     if not ok:
-        names = " or ".join(sorted({"number" if t in NUMBER else t.__name__ for t in types}))
+        names = "number" if types == NUMBER else " or ".join(t.__name__ for t in types)
         raise ConfigError(f"expected {names}, got {type(value).__name__} {value!r}", layer, key)
 
 
@@ -219,9 +219,11 @@ def build_layer(config: Configuration, name: str, spec: dict) -> Core.Layer:
         tile_height=tile_height,
     )
     layer._name = name
-    layer.jpeg_options = dict(spec.get("jpeg options", {}))
-    layer.png_options = dict(spec.get("png options", {}))
-    layer.webp_options = dict(spec.get("webp options", {}))
+    from .Pixels import encoder_options
+
+    layer.jpeg_options = encoder_options("jpeg options", spec.get("jpeg options", {}), config.dirpath, name)
+    layer.png_options = encoder_options("png options", spec.get("png options", {}), config.dirpath, name)
+    layer.webp_options = encoder_options("webp options", spec.get("webp options", {}), config.dirpath, name)
     layer.attribution = spec.get("attribution")
     layer.scale_factor = float(spec.get("scale factor", 1))
     if "pixel effect" in spec:
@@ -300,6 +302,10 @@ def buildConfiguration(config_dict: dict, dirpath: str = ".") -> Configuration:
     config = Configuration(cache, dirpath)
     for name, spec in config_dict.get("layers", {}).items():
         config.layers[name] = build_layer(config, name, spec)
+    for layer in config.layers.values():  # providers that refer to other layers check them now
+        validate = getattr(layer.provider, "validate", None)
+        if callable(validate):
+            validate(config)
     if "index" in config_dict:
         config.index = load_index(dirpath, config_dict["index"])
     return config

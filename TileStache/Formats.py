@@ -47,6 +47,10 @@ def encode(image: Image.Image, format: str, options: dict | None = None) -> byte
     """Encode a Pillow image in a format with the given save() keywords."""
     if format.upper() in OPAQUE_FORMATS and image.mode not in ("RGB", "L", "CMYK"):
         image = image.convert("RGB")
+    if options and ("palette" in options or "palette256" in options):
+        from .Pixels import apply_palette
+
+        image, options = apply_palette(image, options)
     buffer = io.BytesIO()
     image.save(buffer, format, **(options or {}))
     return buffer.getvalue()
