@@ -137,7 +137,8 @@ def build_cache(spec: dict, dirpath: str, key: str = "cache"):
             kwargs["tiers"] = [build_cache(tier, dirpath, f"{key}.tiers[{i}]")
                                for i, tier in enumerate(kwargs["tiers"])]
         for path_key in ("path", "filename"):
-            if isinstance(kwargs.get(path_key), str):
+            remote = str(spec["name"]).strip().lower() == "s3"  # an S3 "path" is a key prefix
+            if isinstance(kwargs.get(path_key), str) and not remote:
                 kwargs[path_key] = resolve_path(dirpath, kwargs[path_key])
     try:
         return cls(**kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from string import Template
 
@@ -64,7 +65,7 @@ def fetch_upstream(url: str, timeout: float, referer: str | None = None) -> tupl
         if isinstance(error.reason, (TimeoutError, socket.timeout)):
             raise UpstreamTimeout("Upstream tile server timed out") from None
         raise UpstreamError("Upstream tile server unreachable") from None
-    except OSError:
+    except (OSError, ValueError):  # ValueError: http.client refuses a malformed URL
         raise UpstreamError("Upstream tile server connection failed") from None
 
 
@@ -159,7 +160,7 @@ class UrlTemplate:
             xmin, ymin, xmax, ymax = ll.x, ll.y, ur.x, ur.y
             srs = source.srs
         url = self.template.safe_substitute(
-            width=width, height=height, srs=srs, zoom=zoom,
+            width=width, height=height, srs=urllib.parse.quote(srs, safe=":"), zoom=zoom,
             xmin=repr(float(xmin)), ymin=repr(float(ymin)), xmax=repr(float(xmax)), ymax=repr(float(ymax)))
         image = open_image(fetch_upstream(url, self.timeout, self.referer)[0])
         if image.size != (width, height):
