@@ -111,7 +111,7 @@ def route(config, request: Request) -> Response:
     mimetype = response.headers.get("Content-Type", "")
     if callback is not None and mimetype.split(";")[0] in JSON_TYPES:
         response.body = b"%s(%s)" % (callback.encode("ascii"), response.body)
-        response.headers.replace_header("Content-Type", "application/javascript; charset=utf-8")
+        response.headers["Content-Type"] = "application/javascript; charset=utf-8"
         del response.headers["ETag"]
     return conditional(response, request)
 
