@@ -1,0 +1,55 @@
+"""tilestache-list: print the z/x/y of every tile a selection covers."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..Geography import SphericalMercator
+from ..Selection import MAX_ZOOM, tile_name
+from .common import EXIT_OK, UsageError, add_selection_options, load_layer, metatile_firsts, run, selected_tiles
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line options of tilestache-list."""
+    p = argparse.ArgumentParser(prog="tilestache-list",
+                                description="Print z/x/y of each tile of a bounding box at zoom levels "
+                                            "(spherical mercator, or a layer's projection and zoom range).",
+                                epilog="example: tilestache-list -b 37.7 -122.5 37.8 -122.3 10 11")
+    p.add_argument("-c", "--config", help="TileStache configuration file (with --layer)")
+    p.add_argument("-l", "--layer", help="use this layer's projection, zoom range and bounds")
+    p.add_argument("--metatiles", action="store_true",
+                   help="print only the first tile of each of the layer's metatiles")
+    add_selection_options(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run tilestache-list; returns the exit code."""
+    return run("tilestache-list", _main, argv)
+
+
+def _main(argv) -> int:
+    args = parser().parse_args(argv)
+    if bool(args.config) != bool(args.layer):
+        raise UsageError("--config and --layer go together")
+    if args.metatiles and not args.layer:
+        raise UsageError("--metatiles needs --config and --layer")
+    if args.layer:
+        _, layer = load_layer(args.config, args.layer)
+        tiles = [c for c in selected_tiles(args, layer.projection, layer.zoom_range()) if layer.in_bounds(c)]
+        if args.metatiles:
+            tiles = metatile_firsts(layer, tiles)
+    else:
+        tiles = selected_tiles(args, SphericalMercator(), (0, MAX_ZOOM))
+    out = sys.stdout
+    try:
+        for coord in tiles:
+            out.write(tile_name(coord) + "\n")
+        out.flush()
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
