@@ -6,8 +6,10 @@ again, render it once, cut it into tiles, encode and save each, unlock.
 """
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
+import inspect
 import io
 import logging
 import time
@@ -157,6 +159,8 @@ class Layer:
         self.preview_ext = preview_ext
         self.bounds = bounds
         self.dim = int(tile_height)
+        self.render_scale = 1  # 2 for the @2x view of a layer (see scaled())
+        self._scaled: dict = {}
         self.jpeg_options: dict = {}
         self.png_options: dict = {}
         self.webp_options: dict = {}
@@ -188,6 +192,32 @@ class Layer:
         layer_options = {"PNG": self.png_options, "JPEG": self.jpeg_options,
                          "WEBP": self.webp_options}.get(format.upper())
         return Formats.encoder_options(format, layer_options)
+
+    def scaled(self, scale: int) -> "Layer":
+        """This layer at @{scale}x: tiles of scale times the pixels, drawn with Mapnik's scale factor.
+
+        The view shares provider and cache, and is cached under the layer name
+        "{name}@{scale}x", so 1x tiles keep their usual places.
+        """
+        if scale == 1:
+            return self
+        if scale not in self._scaled:
+            provider = self.provider
+            methods = [getattr(provider, m) for m in ("renderTile", "renderArea") if hasattr(provider, m)]
+            if not methods or not all("scale_factor" in inspect.signature(m).parameters for m in methods):
+                raise NotFound(f"Layer {self.name()} has no @{scale}x tiles")
+            view = copy.copy(self)
+            view.dim, view.render_scale, view._scaled = self.dim * scale, self.render_scale * scale, {}
+            view.metatile = Metatile(self.metatile.buffer * scale, self.metatile.rows, self.metatile.columns)
+            view._name = f"{self.name()}@{scale}x"
+            self._scaled[scale] = view
+        return self._scaled[scale]
+
+    def _scale_kwargs(self) -> dict:
+        """scale_factor= for the provider, only when this is a scaled view."""
+        if self.render_scale == 1:
+            return {}
+        return {"scale_factor": getattr(self, "scale_factor", 1.0) * self.render_scale}
 
     # -- where tiles may be --------------------------------------------------
 
@@ -314,7 +344,7 @@ class Layer:
         """Render one tile with the provider; returns what the provider returns (e.g. a Pillow image)."""
         provider = self.provider
         if hasattr(provider, "renderTile"):
-            return provider.renderTile(self.dim, self.dim, self.projection.srs, coord)
+            return provider.renderTile(self.dim, self.dim, self.projection.srs, coord, **self._scale_kwargs())
         return self._render_area(coord, 1, 1, 0)
 
     def _render_area(self, first, columns: int, rows: int, buffer: int):
@@ -326,7 +356,8 @@ class Layer:
         dx = (lr.x - ul.x) / (columns * size) * buffer
         dy = (ul.y - lr.y) / (rows * size) * buffer
         return self.provider.renderArea(width, height, self.projection.srs,
-                                        ul.x - dx, lr.y - dy, lr.x + dx, ul.y + dy, int(first.zoom))
+                                        ul.x - dx, lr.y - dy, lr.x + dx, ul.y + dy, int(first.zoom),
+                                        **self._scale_kwargs())
 
     def encode_tile(self, tile, format: str) -> bytes:
         """Bytes of a rendered tile: Pillow images get the layer's pixel effect and encoder options."""

@@ -19,7 +19,7 @@ from .Errors import BadRequest, KnownUnknown, NotFound
 log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"^/(?P<layer>[^/]+)/(?P<zoom>\d{1,3})/(?P<column>\d{1,10})/(?P<row>\d{1,10})"
-                       r"\.(?P<ext>[A-Za-z0-9]{1,12})$")
+                       r"(?P<scale>@[23]x)?\.(?P<ext>[A-Za-z0-9]{1,12})$")
 LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html)$")
 CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]*$")
 JSON_TYPES = ("application/json", "application/geo+json", "text/json", "application/vnd.geo+json")
@@ -94,11 +94,14 @@ def route(config, request: Request) -> Response:
 
     if extension in layer.redirects:
         target = f"{request.script_name.rstrip('/')}/{name}/{match.group('zoom')}/" \
-                 f"{match.group('column')}/{match.group('row')}.{layer.redirects[extension]}"
+                 f"{match.group('column')}/{match.group('row')}{match.group('scale') or ''}" \
+                 f".{layer.redirects[extension]}"
         if request.query_string:
             target += "?" + request.query_string
         return text_response(302, "Moved", [("Location", target)])
 
+    if match.group("scale"):  # @2x: the layer's double-resolution view
+        layer = layer.scaled(int(match.group("scale")[1]))
     callback = jsonp_callback(request.query_string)
     coord = Coordinate(int(match.group("row")), int(match.group("column")), int(match.group("zoom")))
     accept_gzip = callback is None and "gzip" in request.headers.get("accept-encoding", "")
