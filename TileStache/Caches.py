@@ -48,6 +48,13 @@ def read_entry(cache: object, layer: object, coord: object, format: str) -> Cach
     return None if body is None else CacheEntry(body)
 
 
+def entry_bytes(entry: CacheEntry | None) -> bytes | None:
+    """A cache entry's tile bytes, decompressed if stored gzipped (None stays None)."""
+    if entry is None:
+        return None
+    return gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+
+
 def tile_extension(format: str) -> str:
     """The lower-case file extension stored for a format name ("PNG" -> "png", "JPEG" -> "jpg")."""
     ext = format.lower()
@@ -175,10 +182,7 @@ class Disk:
 
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes (decompressed), or None."""
-        entry = self.read_entry(layer, coord, format)
-        if entry is None:
-            return None
-        return gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+        return entry_bytes(self.read_entry(layer, coord, format))
 
     def save(self, body: bytes, layer, coord, format) -> None:
         """Write the tile to a temporary file beside it, then rename it into place."""
@@ -228,7 +232,7 @@ class Multi:
             entry = read_entry(tier, layer, coord, format)
             if entry is not None:
                 if index:
-                    body = gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+                    body = entry_bytes(entry)
                     for faster in self.tiers[:index]:
                         faster.save(body, layer, coord, format)
                 return entry
@@ -236,10 +240,7 @@ class Multi:
 
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes from the first tier that has it."""
-        entry = self.read_entry(layer, coord, format)
-        if entry is None:
-            return None
-        return gzip.decompress(entry.body) if entry.encoding == "gzip" else entry.body
+        return entry_bytes(self.read_entry(layer, coord, format))
 
     def save(self, body: bytes, layer, coord, format) -> None:
         """Write to every tier."""
