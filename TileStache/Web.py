@@ -5,6 +5,7 @@ Malformed requests stop here with a short text 4xx.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -14,13 +15,15 @@ from wsgiref.headers import Headers
 
 from ModestMaps.Core import Coordinate
 
+from .Config import DEFAULT_INDEX
 from .Errors import BadRequest, KnownUnknown, NotFound
+from .TileJSON import index_html, tilejson
 
 log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"^/(?P<layer>[^/]+)/(?P<zoom>\d{1,3})/(?P<column>\d{1,10})/(?P<row>\d{1,10})"
                        r"(?P<scale>@[23]x)?\.(?P<ext>[A-Za-z0-9]{1,12})$")
-LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html)$")
+LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html|tilejson\.json)$")
 CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]*$")
 JSON_TYPES = ("application/json", "application/geo+json", "text/json", "application/vnd.geo+json")
 
@@ -74,6 +77,8 @@ def route(config, request: Request) -> Response:
         return text_response(414, "Query string too long")
     if path == "/":
         mimetype, body = config.index
+        if (mimetype, body) == DEFAULT_INDEX:  # no custom index: list the layers
+            mimetype, body = "text/html; charset=utf-8", index_html(config, request.script_name)
         return Response(200, Headers([("Content-Type", mimetype)]), body)
 
     page = LAYER_PAGE.match(path)
@@ -166,6 +171,12 @@ def layer_page(config, name: str, page: str, request: Request) -> Response:
     if name not in config.layers:
         raise NotFound(f"Unknown layer: {name[:64]}")
     layer = config.layers[name]
+    if page == "tilejson.json":
+        body = json.dumps(tilejson(layer, name, request.script_name, request.headers)).encode("utf-8")
+        headers = [("Content-Type", "application/json; charset=utf-8")]
+        if layer.allowed_origin:
+            headers.append(("Access-Control-Allow-Origin", layer.allowed_origin))
+        return Response(200, Headers(headers), body)
     from .Preview import preview_html
 
     low, high = layer.zoom_range()
