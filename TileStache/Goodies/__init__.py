@@ -1,0 +1,1 @@
+"""Goodies: optional extras that are not part of the core server."""
