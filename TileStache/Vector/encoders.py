@@ -214,11 +214,15 @@ def encode_json(format: str, layers: dict[str, list[Feature]], srid: int) -> byt
 def mvt_layer(name: str, features: list[tuple], area: TileArea, extent: int = MVT_EXTENT) -> bytes:
     """One MVT layer from (shapely geometry in the tile SRID, properties, id) triples; b"" when empty."""
     import mapbox_vector_tile
+    import numpy as np
+    import shapely
 
     if not features:
         return b""
+    origin = np.array([area.xmin, area.ymin])
+    scale = np.array([extent / (area.xmax - area.xmin), extent / (area.ymax - area.ymin)])
+    geometries = shapely.transform(np.array([f[0] for f in features], dtype=object),
+                                   lambda coords: (coords - origin) * scale)  # tile units, y up
     encoded = [{"geometry": geometry, "properties": properties, **({"id": fid} if isinstance(fid, int) else {})}
-               for geometry, properties, fid in features]
-    return mapbox_vector_tile.encode(
-        [{"name": name, "features": encoded}],
-        default_options={"quantize_bounds": (area.xmin, area.ymin, area.xmax, area.ymax), "extents": extent})
+               for geometry, (_, properties, fid) in zip(geometries, features)]
+    return mapbox_vector_tile.encode([{"name": name, "features": encoded}], default_options={"extents": extent})
