@@ -26,7 +26,7 @@ class Frame(NamedTuple):
     def tiles(self, columns: int, rows: int) -> list[Coordinate]:
         """The world's tiles (columns x rows grid) the image overlaps, row by row."""
         ts = self.tile_size
-        col0, row0 = math.floor(self.column), math.floor(self.row)
+        col0, row0 = math.floor(self.column + 1e-9), math.floor(self.row + 1e-9)
         col1 = math.ceil(self.column + self.width / ts - 1e-9)
         row1 = math.ceil(self.row + self.height / ts - 1e-9)
         return [Coordinate(r, c, self.zoom) for r in range(max(0, row0), min(rows, row1))
