@@ -327,7 +327,29 @@ def test_invalid_geometry_is_made_valid_with_a_log_line(vector_db, caplog):
     assert geometry.is_valid and geometry.area == pytest.approx(50, rel=1e-3)
     assert "invalid" in caplog.text
     status, _, body = TileStache.requestHandler2(config, "/bad/1/1/0.mvt")
-    assert status == 200 and mapbox_vector_tile.decode(body)["vectile"]["features"]
+    assert status == 200  # ST_AsMVTGeom drops what it cannot encode; never a failed tile
+    caplog.clear()
+    checked = make_config({"bad": postgis_layer(vector_db, "invalid_4326", "spherical mercator", validate=True)})
+    with caplog.at_level(logging.WARNING):
+        status, _, body = TileStache.requestHandler2(checked, "/bad/1/1/0.mvt")
+    assert status == 200 and "invalid" in caplog.text
+    polygon = shape(mapbox_vector_tile.decode(body)["vectile"]["features"][0]["geometry"])
+    assert polygon.is_valid and polygon.area > 0
+
+
+def test_simplify_and_one_query_for_several_layers(vector_db):
+    wiggly = {"name": "vector", "driver": "postgis", "parameters": db_parameters(vector_db), "buffer": 0,
+              "layers": [{"name": "raw", "table": "lines_3857"},
+                         {"name": "simple", "table": "lines_3857", "simplify": 20},
+                         {"name": "points", "table": "points_3857", "maxzoom": 0}]}
+    config = make_config({"w": {"provider": wiggly}})
+    decoded = mapbox_vector_tile.decode(TileStache.getTile(config.layers["w"], Coordinate(0, 0, 0), "mvt")[1])
+    assert set(decoded) == {"raw", "simple", "points"}
+    short = [shape(f["geometry"]) for f in decoded["raw"]["features"] if f["properties"]["name"] == "short"]
+    simpler = [shape(f["geometry"]) for f in decoded["simple"]["features"] if f["properties"]["name"] == "short"]
+    assert len(short[0].coords) == 3 and len(simpler[0].coords) == 2  # a 2-degree bend is under 20 px at z0
+    decoded = mapbox_vector_tile.decode(TileStache.getTile(config.layers["w"], Coordinate(0, 1, 1), "mvt")[1])
+    assert "points" not in decoded and "raw" in decoded
 
 
 # -- configuration faults ------------------------------------------------------

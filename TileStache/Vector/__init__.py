@@ -103,6 +103,7 @@ class Provider:
         for name, options, where in entries:
             try:
                 spec = build_spec(name, options)
+                spec.index = len(self.layers)
                 spec.source = self._source_for(spec, dirpath)
                 spec.source.prepare(spec)
             except ConfigError as error:
@@ -155,7 +156,7 @@ class Provider:
         area = tile_area(self.layer.projection, self.srid, coord)
         active = [spec for spec in self.layers if spec.serves(area.zoom)]
         if format.upper() in encoders.MVT_FORMATS:
-            body = b"".join(spec.source.mvt(area, spec) for spec in active)
+            body = b"".join(self._mvt_group(group, area) for group in self._mvt_groups(active))
             return body, not body
         collections = {}
         for spec in active:
@@ -165,6 +166,28 @@ class Provider:
         out_srid = self.srid if any(s.projected for s in self.layers) else 4326
         body = encoders.encode_json(format, collections, out_srid)
         return body, not any(collections.values())
+
+    @staticmethod
+    def _mvt_groups(active: list[LayerSpec]) -> list[list[tuple]]:
+        """Runs of (source, spec) that one database query can answer together."""
+        from .postgis import same_database
+
+        groups: list[list[tuple]] = []
+        for spec in active:
+            pair = (spec.source, spec)
+            if groups and same_database(groups[-1][0], pair):
+                groups[-1].append(pair)
+            else:
+                groups.append([pair])
+        return groups
+
+    @staticmethod
+    def _mvt_group(group: list[tuple], area) -> bytes:
+        if len(group) == 1:
+            return group[0][0].mvt(area, group[0][1])
+        from .postgis import mvt_layers
+
+        return mvt_layers(group, area)
 
     def _json_features(self, area, spec: LayerSpec) -> list:
         """A layer's features for a tile with properties shaped and spacing applied."""

@@ -214,7 +214,7 @@ class PostGISSource:
         if self.srid != self.tile_srid:
             geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(self.tile_srid))
         if spec.simplify:
-            geom = sql.SQL("ST_SimplifyPreserveTopology({}, %(tolerance)s)").format(geom)
+            geom = sql.SQL("ST_SimplifyPreserveTopology({}, %(tolerance_{})s)").format(geom, sql.SQL(str(spec.index)))
         return geom
 
     def _selected(self, spec, for_mvt: bool):
@@ -259,12 +259,16 @@ class PostGISSource:
         asmvt_args = [sql.Literal(spec.name), sql.Literal(spec.extent), sql.Literal("__ts_geom")]
         if self.mvt_id(spec):
             asmvt_args.append(sql.Literal(spec.id_property))
-        return sql.SQL(
-            "WITH q AS (SELECT q.*, {valid} AS __ts_valid FROM ({query}) AS q WHERE {geom} && {env}) "
-            "SELECT (SELECT ST_AsMVT(s.*, {args}) FROM (SELECT {select} FROM q) AS s "
-            "WHERE s.__ts_geom IS NOT NULL), (SELECT count(*) FROM q WHERE NOT q.__ts_valid)").format(
-            valid=valid, query=self.query, geom=geom, env=envelope_sql(self.srid, self.tile_srid, ""),
-            args=sql.SQL(", ").join(asmvt_args), select=sql.SQL(", ").join([mvt_geom] + columns))
+        rows = sql.SQL("SELECT q.*, {valid} AS __ts_valid FROM ({query}) AS q WHERE {geom} && {env}").format(
+            valid=valid, query=self.query, geom=geom, env=envelope_sql(self.srid, self.tile_srid, ""))
+        layer = sql.SQL("SELECT ST_AsMVT(s.*, {args}) FROM (SELECT {select} FROM {rows} AS q) AS s "
+                        "WHERE s.__ts_geom IS NOT NULL").format(
+            args=sql.SQL(", ").join(asmvt_args), select=sql.SQL(", ").join([mvt_geom] + columns),
+            rows=sql.SQL("q") if spec.validate else sql.SQL("({})").format(rows))
+        if not spec.validate:
+            return sql.SQL("SELECT ({}), 0").format(layer)
+        return sql.SQL("WITH q AS ({rows}) SELECT ({layer}), (SELECT count(*) FROM q WHERE NOT q.__ts_valid)").format(
+            rows=rows, layer=layer)
 
     def json_query(self, spec):
         """SQL giving (GeoJSON text, was-invalid, columns...) rows for a tile, clipped and transformed."""
@@ -302,12 +306,7 @@ class PostGISSource:
 
     def mvt(self, area: TileArea, spec) -> bytes:
         """One MVT layer for a tile (b"" when it has no features)."""
-        query = self._queries[spec.name][0]
-        rows = self.run(query, self._parameters(area, spec, spec.buffer / spec.extent, 0.0))
-        if rows and rows[0][1]:
-            log.warning("layer %s tile %s/%s/%s: made %d invalid geometries valid",
-                        spec.name, area.zoom, area.x, area.y, rows[0][1])
-        return bytes(rows[0][0]) if rows and rows[0][0] else b""
+        return mvt_layers([(self, spec)], area)
 
     def features(self, area: TileArea, spec) -> list[Feature]:
         """The features of a tile, geometry as GeoJSON text (lon/lat unless projected)."""
@@ -323,7 +322,7 @@ class PostGISSource:
     def _parameters(self, area: TileArea, spec, filter_grow: float, clip_grow: float) -> dict:
         params = request_parameters(area, filter_grow, clip_grow)
         if spec.simplify:
-            params["tolerance"] = spec.simplify * area.units_per_pixel()
+            params[f"tolerance_{spec.index}"] = spec.simplify * area.units_per_pixel()
         return params
 
     # -- request time --------------------------------------------------------
@@ -347,6 +346,33 @@ class PostGISSource:
             log.info("PostGIS z%s/%s/%s: %d rows in %.1f ms", params.get("zoom"), params.get("x"),
                      params.get("y"), len(rows), 1000 * (time.perf_counter() - started))
         return rows
+
+
+def same_database(first: tuple, second: tuple) -> bool:
+    """True when two (source, spec) pairs can share one MVT query: one database, one buffer."""
+    return (isinstance(first[0], PostGISSource) and isinstance(second[0], PostGISSource)
+            and first[0].conninfo == second[0].conninfo
+            and (first[1].buffer, first[1].extent) == (second[1].buffer, second[1].extent))
+
+
+def mvt_layers(pairs: list[tuple], area: TileArea) -> bytes:
+    """Several MVT layers of one database (see same_database) in one round trip, concatenated."""
+    from psycopg import sql
+
+    source, first = pairs[0]
+    query = pairs[0][0]._queries[first.name][0] if len(pairs) == 1 else sql.SQL("SELECT * FROM {}").format(
+        sql.SQL(", ").join(sql.SQL("({}) AS {}").format(src._queries[spec.name][0], sql.Identifier(f"l{i}"))
+                           for i, (src, spec) in enumerate(pairs)))
+    params = request_parameters(area, first.buffer / first.extent, 0.0)
+    for _, spec in pairs:
+        if spec.simplify:
+            params[f"tolerance_{spec.index}"] = spec.simplify * area.units_per_pixel()
+    row = source.run(query, params)[0]
+    for (_, spec), invalid in zip(pairs, row[1::2]):
+        if invalid:
+            log.warning("layer %s tile %s/%s/%s: made %d invalid geometries valid",
+                        spec.name, area.zoom, area.x, area.y, invalid)
+    return b"".join(bytes(body) for body in row[0::2] if body)
 
 
 def sql_identifier(name: str):
