@@ -264,8 +264,7 @@ def build_provider(layer: Core.Layer, spec: dict, name: str):
         return cls(layer, **plugin_kwargs(spec, name, "provider"))
     except ConfigError as error:
         if error.layer is None:
-            message = str(error).removeprefix(f"key {error.key!r}: ")
-            raise ConfigError(message, name, f"provider.{error.key}" if error.key else "provider") from None
+            raise ConfigError(error.message, name, f"provider.{error.key}" if error.key else "provider") from None
         raise
     except (TypeError, ValueError, KeyError, OSError) as error:
         raise ConfigError(str(error), name, "provider") from None

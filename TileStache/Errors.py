@@ -60,5 +60,6 @@ class ConfigError(ValueError):
             where.append(f"key {key!r}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.message = message
         self.layer = layer
         self.key = key
