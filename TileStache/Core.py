@@ -12,9 +12,9 @@ import hashlib
 import inspect
 import io
 import logging
+import math
 import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from wsgiref.headers import Headers
 
 from ModestMaps.Core import Coordinate
@@ -130,8 +130,22 @@ class TileResult:
 
 
 def etag_for(body: bytes) -> str:
-    """A strong entity tag for some bytes."""
-    return '"%s"' % hashlib.blake2b(body, digest_size=12).hexdigest()
+    """A strong entity tag for some bytes (SHA-256 runs in hardware on current CPUs: twice blake2b's speed)."""
+    return '"%s"' % hashlib.sha256(body).hexdigest()[:24]
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float) -> str:
+    """An HTTP date for epoch seconds, as email.utils.formatdate writes it with usegmt, but faster."""
+    whole = math.floor(seconds)
+    if round((seconds - whole) * 1e6) >= 1000000:  # formatdate rounds to microseconds first
+        whole += 1
+    t = time.gmtime(whole)
+    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (_WEEKDAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1],
+                                                    t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 class Layer:
@@ -250,13 +264,16 @@ class Layer:
                       accept_gzip: bool = False) -> TileResult:
         """As getTileResponse; with accept_gzip a gzip-stored tile is returned still compressed."""
         mimetype, format = self.getTypeByExtension(extension)
-        headers = Headers([("Content-Type", mimetype)])
+        # Headers shares this list: appending to it is the cheap way to add a header not yet there
+        # (headers[name] = value first scans the whole list to delete an old one).
+        fields = [("Content-Type", mimetype)]
         if self.allowed_origin:
-            headers["Access-Control-Allow-Origin"] = self.allowed_origin
+            fields.append(("Access-Control-Allow-Origin", self.allowed_origin))
+        headers = Headers(fields)
 
         if not self.in_world(coord):
             raise NotFound("Tile outside the world")
-        if not self.in_bounds(coord):
+        if self.bounds is not None and self.bounds.excludes(coord):  # in_bounds, knowing in_world
             headers["Cache-Control"] = "no-store"
             return TileResult(404, headers, self.empty_tile(format, mimetype))
 
@@ -280,17 +297,17 @@ class Layer:
         body = entry.body
         if entry.encoding == "gzip":
             if accept_gzip:
-                headers["Content-Encoding"] = "gzip"
+                fields.append(("Content-Encoding", "gzip"))
             else:
                 body = gzip.decompress(body)
         if entry.encoding or format.upper() in ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON"):
-            headers["Vary"] = "Accept-Encoding"
-        headers["ETag"] = etag_for(body)
+            fields.append(("Vary", "Accept-Encoding"))
+        fields.append(("ETag", etag_for(body)))
         if entry.modified is not None:
-            headers["Last-Modified"] = formatdate(entry.modified, usegmt=True)
+            fields.append(("Last-Modified", http_date(entry.modified)))
         if self.max_cache_age is not None:
-            headers["Cache-Control"] = f"public, max-age={int(self.max_cache_age)}"
-            headers["Expires"] = formatdate(time.time() + int(self.max_cache_age), usegmt=True)
+            fields.append(("Cache-Control", f"public, max-age={int(self.max_cache_age)}"))
+            fields.append(("Expires", http_date(time.time() + int(self.max_cache_age))))
         return TileResult(200, headers, body)
 
     def empty_tile(self, format: str, mimetype: str) -> bytes:

@@ -116,8 +116,7 @@ def route(config, request: Request) -> Response:
         mimetype, format = layer.getTypeByExtension(extension)
         response.status, response.body = 404, layer.empty_tile(format, mimetype)
 
-    mimetype = response.headers.get("Content-Type", "")
-    if callback is not None and mimetype.split(";")[0] in JSON_TYPES:
+    if callback is not None and response.headers.get("Content-Type", "").split(";")[0] in JSON_TYPES:
         response.body = b"%s(%s)" % (callback.encode("ascii"), response.body)
         response.headers["Content-Type"] = "application/javascript; charset=utf-8"
         del response.headers["ETag"]
@@ -139,10 +138,10 @@ def jsonp_callback(query_string: str) -> str | None:
 
 def conditional(response: Response, request: Request) -> Response:
     """A 304 when the client's copy (If-None-Match / If-Modified-Since) is current."""
-    if response.status != 200:
+    if_none_match = request.headers.get("if-none-match")
+    if response.status != 200 or (if_none_match is None and "if-modified-since" not in request.headers):
         return response
     etag = response.headers.get("ETag")
-    if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
         fresh = etag is not None and ("*" in tags or etag in tags)

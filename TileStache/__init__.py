@@ -98,11 +98,11 @@ class WSGITileServer:
                 query_string=environ.get("QUERY_STRING", ""),
                 script_name=environ.get("SCRIPT_NAME", ""),
                 headers={key[5:].replace("_", "-").lower(): value
-                         for key, value in environ.items() if key.startswith("HTTP_")},
+                         for key, value in environ.items() if key[:5] == "HTTP_"},
             )
             response = Web.handle(self._current_config(), request)
         headers = response.headers
-        headers["Content-Length"] = str(len(response.body))
+        headers.add_header("Content-Length", str(len(response.body)))  # never set before; = would scan to replace
         status = f"{response.status} {STATUS_TEXT.get(response.status, 'Unknown')}"
         start_response(status, headers.items())
         return [] if method == "HEAD" else [response.body]

