@@ -99,13 +99,13 @@ def disk_path(layout: str, layer_name: str, coord, extension: str) -> str:
     """Relative path of a tile in a Disk cache for a layout: safe, portable or quadtile."""
     z, x, y = int(coord.zoom), int(coord.column), int(coord.row)
     if layout == "portable":
-        return os.path.join(layer_name, str(z), str(x), f"{y}.{extension}")
+        return f"{layer_name}/{z}/{x}/{y}.{extension}"
     if layout == "quadtile":
         quadkey = "0" + toMicrosoft(x, y, z)
         parts = [quadkey[i:i + 3] for i in range(0, len(quadkey), 3)]
-        return os.path.join(layer_name, *parts[:-1], f"{parts[-1]}.{extension}")
+        return "/".join([layer_name, *parts[:-1], f"{parts[-1]}.{extension}"])
     xs, ys = f"{x:06d}", f"{y:06d}"
-    return os.path.join(layer_name, str(z), xs[:3], xs[3:], ys[:3], f"{ys[3:]}.{extension}")
+    return f"{layer_name}/{z}/{xs[:3]}/{xs[3:]}/{ys[:3]}/{ys[3:]}.{extension}"
 
 
 DISK_LAYOUTS = ("safe", "portable", "quadtile")
@@ -128,7 +128,7 @@ class Disk:
         path = disk_path(self.dirs, layer.name(), coord, ext)
         if ext in self.gzip:
             path += ".gz"
-        return os.path.join(self.cachepath, path)
+        return f"{self.cachepath}/{path}"
 
     def _is_gzipped(self, path: str) -> bool:
         return path.endswith(".gz")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
@@ -32,6 +33,25 @@ MAX_QUERY = 2048
 MAX_CALLBACK = 128
 
 
+class EnvironHeaders(Mapping):
+    """A WSGI environ's HTTP request headers by lower-case name, looked up only when asked."""
+
+    def __init__(self, environ: dict) -> None:
+        self.environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self.environ["HTTP_" + name.upper().replace("-", "_")]
+
+    def get(self, name: str, default=None):
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+
+    def __iter__(self):
+        return (key[5:].replace("_", "-").lower() for key in self.environ if key[:5] == "HTTP_")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass
 class Request:
     """What the web layer needs of an HTTP request."""
@@ -39,7 +59,7 @@ class Request:
     path_info: str
     query_string: str = ""
     script_name: str = ""
-    headers: dict = field(default_factory=dict)  # lower-case names -> values
+    headers: Mapping = field(default_factory=dict)  # lower-case names -> values
 
 
 @dataclass

@@ -97,8 +97,7 @@ class WSGITileServer:
                 path_info=environ.get("PATH_INFO", "") or "/",
                 query_string=environ.get("QUERY_STRING", ""),
                 script_name=environ.get("SCRIPT_NAME", ""),
-                headers={key[5:].replace("_", "-").lower(): value
-                         for key, value in environ.items() if key[:5] == "HTTP_"},
+                headers=Web.EnvironHeaders(environ),
             )
             response = Web.handle(self._current_config(), request)
         headers = response.headers
