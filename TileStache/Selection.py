@@ -204,3 +204,24 @@ def metatile_tiles(layer, first: Coordinate) -> list[Coordinate]:
 def tile_name(coord) -> str:
     """``z/x/y`` of a coordinate."""
     return f"{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}"
+
+
+def bbox_metatiles(projection, metatile, bbox: BBox | None, zooms: Iterable[int],
+                   padding: int = 0) -> Iterator[Coordinate]:
+    """First coordinates of the metatiles holding a box's (padded) tiles, without listing the tiles.
+
+    Memory stays flat however many tiles the box covers.
+    """
+    bbox = bbox or world_bbox(projection)
+    for zoom in zooms:
+        col0, row0, col1, row1 = bbox_tile_range(projection, bbox, zoom, padding)
+        for row in range(row0 // metatile.rows * metatile.rows, row1 + 1, metatile.rows):
+            for column in range(col0 // metatile.columns * metatile.columns, col1 + 1, metatile.columns):
+                yield Coordinate(row, column, zoom)
+
+
+def metatile_size(layer, first: Coordinate) -> int:
+    """How many tiles the layer's metatile starting at first holds, clipped to the world grid."""
+    columns, rows = grid_size(layer.projection, int(first.zoom))
+    return (min(layer.metatile.columns, columns - int(first.column))
+            * min(layer.metatile.rows, rows - int(first.row)))

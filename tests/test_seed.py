@@ -201,3 +201,12 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path, args, message):
 def test_missing_config_is_a_usage_error(tmp_path):
     result = tool("seed", "-c", tmp_path / "nope.cfg", "-l", "world", 1)
     assert result.returncode == 2 and "nope.cfg does not exist" in result.stderr
+
+
+def test_layer_bounds_limit_what_is_seeded(tmp_path):
+    log = tmp_path / "renders.log"
+    bounds = {"north": 55.5, "west": -10.5, "south": 30.5, "east": 20.5, "low": 0, "high": 5}
+    cfg = write_config(tmp_path, {"world": counting_layer(log, bounds=bounds)})
+    result = seed(cfg, "-l", "world", 4, 5)
+    assert result.returncode == 0, result.stderr
+    assert disk_tiles(tmp_path / "cache", "world") == metatile_expand(bbox_tiles(*BBOX, [4, 5]))

@@ -6,7 +6,7 @@ from ModestMaps.Core import Coordinate
 
 from TileStache.Core import Metatile
 from TileStache.Geography import WGS84, SphericalMercator
-from TileStache.Selection import (BBox, SelectionError, bbox_tile_range, check_bbox, check_zooms,
+from TileStache.Selection import (BBox, SelectionError, bbox_metatiles, bbox_tile_range, check_bbox, check_zooms,
                                   group_by_metatile, parse_tile_list, select_tiles, world_bbox)
 
 MERCATOR = SphericalMercator()
@@ -66,3 +66,16 @@ def test_group_by_metatile_keeps_first_seen_order():
     coords = [Coordinate(5, 5, 4), Coordinate(4, 4, 4), Coordinate(0, 9, 4), Coordinate(7, 6, 4)]
     firsts = group_by_metatile(Metatile(rows=4, columns=4), coords)
     assert [(c.column, c.row) for c in firsts] == [(4, 4), (8, 0)]
+
+
+@pytest.mark.parametrize("bbox, rows, columns, padding", [
+    (BBox(30.5, -10.5, 55.5, 20.5), 4, 4, 0),
+    (BBox(-60, -170, 10, 5), 2, 3, 1),
+    (None, 4, 4, 0),
+])
+def test_bbox_metatiles_match_grouping_the_tiles(bbox, rows, columns, padding):
+    metatile = Metatile(rows=rows, columns=columns)
+    zooms = [0, 2, 5]
+    walked = list(bbox_metatiles(MERCATOR, metatile, bbox, zooms, padding))
+    grouped = group_by_metatile(metatile, select_tiles(MERCATOR, zooms, bbox, padding))
+    assert walked == grouped

@@ -35,10 +35,12 @@ def _main(argv) -> int:
     config, layer = load_layer(args.config, args.layer)
     format = check_extension(layer, args.extension)
     tiles = selected_tiles(args, layer.projection, layer.zoom_range())
+    count = 0
     for coord in tiles:
         config.cache.remove(layer, coord, format)
+        count += 1
     if not args.quiet:
-        print(f"tilestache-clean: removed {len(tiles)} tiles of {args.layer}", file=sys.stderr)
+        print(f"tilestache-clean: removed {count} tiles of {args.layer}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -5,11 +5,15 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from .. import parseConfig
 from ..Errors import BadRequest, ConfigError
-from ..Selection import (BBox, SelectionError, check_bbox, check_zooms, group_by_metatile,
-                         load_coverage, parse_tile_list, select_tiles)
+from ..Geography import grid_size
+from ..Selection import (BBox, SelectionError, bbox_metatiles, bbox_tile_range, check_bbox, check_zooms,
+                         group_by_metatile, load_coverage, metatile_tiles, parse_tile_list, select_tiles,
+                         world_bbox)
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -59,8 +63,18 @@ def check_extension(layer, extension: str) -> str:
         raise UsageError(str(error)) from None
 
 
-def selected_tiles(args, projection, zoom_range: tuple[int, int]) -> list:
-    """The tiles the selection options pick, validated (UsageError on bad input)."""
+class Selection(NamedTuple):
+    """Validated selection options: a tile list, or zooms with an optional box, padding and coverage."""
+
+    tiles: list | None
+    zooms: list
+    bbox: BBox | None
+    padding: int
+    coverage: object
+
+
+def parse_selection(args, projection, zoom_range: tuple[int, int]) -> Selection:
+    """Check the selection options (UsageError on bad input) and read a tile list or coverage file."""
     if args.padding < 0:
         raise UsageError("padding must not be negative")
     try:
@@ -74,30 +88,51 @@ def selected_tiles(args, projection, zoom_range: tuple[int, int]) -> list:
                 raise UsageError(f"cannot read tile list {args.tile_list}: {error.strerror}") from None
             for coord in coords:
                 check_zooms([coord.zoom], *zoom_range)
-                columns_rows = projection_grid(projection, coord.zoom)
-                if not (0 <= coord.column < columns_rows[0] and 0 <= coord.row < columns_rows[1]):
+                columns, rows = grid_size(projection, int(coord.zoom))
+                if not (0 <= coord.column < columns and 0 <= coord.row < rows):
                     raise UsageError(f"tile {coord.zoom}/{coord.column}/{coord.row} is outside the world")
-            return coords
+            return Selection(coords, [], None, 0, None)
         if not args.zooms:
             raise UsageError("give at least one zoom level (or --tile-list)")
         zooms = check_zooms(args.zooms, *zoom_range)
         bbox = check_bbox(projection, BBox(*args.bbox)) if args.bbox else None
         coverage = load_coverage(args.coverage) if args.coverage else None
-        return list(select_tiles(projection, zooms, bbox, args.padding, coverage))
+        return Selection(None, zooms, bbox, args.padding, coverage)
     except SelectionError as error:
         raise UsageError(str(error)) from None
 
 
-def projection_grid(projection, zoom: int) -> tuple[int, int]:
-    """Columns and rows of a projection's world at a zoom."""
-    from ..Geography import grid_size
+def selected_tiles(args, projection, zoom_range: tuple[int, int]) -> Iterable:
+    """The tiles the selection options pick (validated now, generated as they are used)."""
+    sel = parse_selection(args, projection, zoom_range)
+    if sel.tiles is not None:
+        return sel.tiles
+    return select_tiles(projection, sel.zooms, sel.bbox, sel.padding, sel.coverage)
 
-    return grid_size(projection, int(zoom))
 
+def selected_metatiles(args, layer) -> Callable[[], Iterator]:
+    """A function giving, each time it is called, the first coordinates of the selection's metatiles.
 
-def metatile_firsts(layer, coords: list) -> list:
-    """First coordinates of the layer's metatiles holding the tiles, in first-seen order."""
-    return group_by_metatile(layer.metatile, coords)
+    Metatiles without a selected tile inside the layer's bounds are left out. A
+    plain box is walked metatile by metatile, so memory stays flat for any size.
+    """
+    sel = parse_selection(args, layer.projection, layer.zoom_range())
+    if sel.tiles is not None or sel.coverage is not None:
+        tiles = sel.tiles if sel.tiles is not None else select_tiles(
+            layer.projection, sel.zooms, sel.bbox, sel.padding, sel.coverage)
+        firsts = group_by_metatile(layer.metatile, (c for c in tiles if layer.in_bounds(c)))
+        return lambda: iter(firsts)
+    if layer.bounds is None:
+        return lambda: bbox_metatiles(layer.projection, layer.metatile, sel.bbox, sel.zooms, sel.padding)
+    bbox = sel.bbox or world_bbox(layer.projection)
+
+    def in_bounds() -> Iterator:
+        for first in bbox_metatiles(layer.projection, layer.metatile, bbox, sel.zooms, sel.padding):
+            col0, row0, col1, row1 = bbox_tile_range(layer.projection, bbox, int(first.zoom), sel.padding)
+            if any(layer.in_bounds(c) for c in metatile_tiles(layer, first)
+                   if col0 <= c.column <= col1 and row0 <= c.row <= row1):
+                yield first
+    return in_bounds
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:

@@ -6,7 +6,7 @@ import sys
 
 from ..Geography import SphericalMercator
 from ..Selection import MAX_ZOOM, tile_name
-from .common import EXIT_OK, UsageError, add_selection_options, load_layer, metatile_firsts, run, selected_tiles
+from .common import EXIT_OK, UsageError, add_selection_options, load_layer, run, selected_metatiles, selected_tiles
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,9 +36,10 @@ def _main(argv) -> int:
         raise UsageError("--metatiles needs --config and --layer")
     if args.layer:
         _, layer = load_layer(args.config, args.layer)
-        tiles = [c for c in selected_tiles(args, layer.projection, layer.zoom_range()) if layer.in_bounds(c)]
         if args.metatiles:
-            tiles = metatile_firsts(layer, tiles)
+            tiles = selected_metatiles(args, layer)()
+        else:
+            tiles = (c for c in selected_tiles(args, layer.projection, layer.zoom_range()) if layer.in_bounds(c))
     else:
         tiles = selected_tiles(args, SphericalMercator(), (0, MAX_ZOOM))
     out = sys.stdout

@@ -11,9 +11,9 @@ from ..Config import build_cache
 from ..Core import Metatile
 from ..Errors import ConfigError
 from ..Seed import CACHED, FAILED, MISSING, RENDERED, UNCACHEABLE, CacheSource, seed
-from ..Selection import metatile_tiles
+from ..Selection import metatile_size
 from .common import (EXIT_FAILURES, EXIT_OK, UsageError, add_config_options, add_selection_options,
-                     check_extension, load_layer, metatile_firsts, run, selected_tiles, setup_logging)
+                     check_extension, load_layer, run, selected_metatiles, setup_logging)
 from .progress import Progress
 
 log = logging.getLogger("tilestache-seed")
@@ -75,7 +75,7 @@ def _main(argv) -> int:
         raise UsageError("--jobs must be at least 1")
     config, layer = load_layer(args.config, args.layer)
     format = check_extension(layer, args.extension)
-    tiles = [c for c in selected_tiles(args, layer.projection, layer.zoom_range()) if layer.in_bounds(c)]
+    metatiles = selected_metatiles(args, layer)
 
     if args.from_mbtiles:
         if not os.path.isfile(args.from_mbtiles):
@@ -87,12 +87,15 @@ def _main(argv) -> int:
             raise UsageError(str(error)) from None
         layer.provider = CacheSource(layer, source, format)
         layer.metatile = Metatile()  # copies go tile by tile
+        metatiles = selected_metatiles(args, layer)
     cache = output_cache(args, config.dirpath)
     if cache is not None:
         config.cache = cache
 
-    firsts = metatile_firsts(layer, tiles)
-    total = sum(len(metatile_tiles(layer, f)) for f in firsts)
+    count = total = 0
+    for first in metatiles():
+        count += 1
+        total += metatile_size(layer, first)
     progress = Progress(total, args.quiet, args.progress_file)
     last = [None]
 
@@ -104,14 +107,14 @@ def _main(argv) -> int:
 
     retries = 3 if args.enable_retries else 0
     try:
-        summary = seed(layer, firsts, format, jobs=min(args.jobs, max(1, len(firsts))),
+        summary = seed(layer, metatiles(), format, jobs=min(args.jobs, max(1, count)),
                        ignore_cached=args.ignore_cached, retries=retries, report=report)
     finally:
         progress.close(last[0])
 
     t = summary.tiles
     if not args.quiet or summary.failures:
-        print(f"tilestache-seed: {len(firsts)} metatiles, {total} tiles: {t.get(RENDERED, 0)} rendered, "
+        print(f"tilestache-seed: {count} metatiles, {total} tiles: {t.get(RENDERED, 0)} rendered, "
               f"{t.get(CACHED, 0)} already cached, {t.get(FAILED, 0)} failed"
               + (f", {t.get(MISSING, 0)} missing in source" if args.from_mbtiles else "")
               + (f", {t.get(UNCACHEABLE, 0)} not cacheable" if t.get(UNCACHEABLE) else ""),
