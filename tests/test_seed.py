@@ -1,17 +1,22 @@
 """tilestache-seed as a subprocess: which tiles it writes, resume, parallelism, failures, bad input."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import signal
 import sqlite3
+import struct
+import subprocess
+import termios
 import time
 
 import pytest
 from PIL import Image, ImageChops
 
 from counting_provider import rendered
-from script_helpers import (bbox_tiles, counting_layer, disk_tiles, leftovers, metatile_expand,
+from script_helpers import (BIN, TESTS, bbox_tiles, counting_layer, disk_tiles, leftovers, metatile_expand,
                             start_tool, tool, write_config)
 
 BBOX = (30.5, -10.5, 55.5, 20.5)  # south west north east: western Europe, edges off tile edges
@@ -210,3 +215,28 @@ def test_layer_bounds_limit_what_is_seeded(tmp_path):
     result = seed(cfg, "-l", "world", 4, 5)
     assert result.returncode == 0, result.stderr
     assert disk_tiles(tmp_path / "cache", "world") == metatile_expand(bbox_tiles(*BBOX, [4, 5]))
+
+
+def test_progress_bar_on_a_terminal_and_log_lines_otherwise(tmp_path):
+    cfg = write_config(tmp_path, {"world": counting_layer(tmp_path / "log")})
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    env = dict(os.environ, PYTHONPATH=TESTS)
+    run = subprocess.Popen([os.path.join(BIN, "tilestache-seed"), "-c", str(cfg), "-l", "world", "0", "1", "2"],
+                           stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert run.wait(timeout=60) == 0
+    text = output.decode(errors="replace")
+    assert "21/21" in text and "tile/s" in text  # tqdm's bar: tiles done and the rate
+    piped = seed(cfg, "-l", "world", "-x", 0, 1, 2)
+    assert "21/21 tiles (100.0%)" in piped.stderr and "tiles/s" in piped.stderr and "\r" not in piped.stderr
