@@ -36,13 +36,21 @@ def parser() -> argparse.ArgumentParser:
                    help="render every metatile, even when its tiles are already cached")
     p.add_argument("--enable-retries", action="store_true",
                    help="retry a failing metatile up to 3 more times, waiting 1, 2, 4 seconds")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+    p.add_argument("-j", "--jobs", type=int, default=available_cores(),
                    help="number of rendering processes (default: number of cores, %(default)s)")
     p.add_argument("--from-mbtiles", metavar="FILE", help="copy tiles from this MBTiles file instead of rendering")
     p.add_argument("--to-mbtiles", metavar="FILE", help="save tiles into this MBTiles file instead of the configured cache")
     p.add_argument("--to-s3", nargs=3, metavar=("KEY", "SECRET", "BUCKET"),
                    help="save tiles into this S3 bucket instead of the configured cache")
     return p
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def output_cache(args, dirpath: str):
