@@ -51,11 +51,13 @@ def write_config(folder, layers: dict, cache: dict | None = None) -> str:
     return path
 
 
-def counting_layer(log, rows=2, columns=2, buffer=16, delay=0.0, fail_zoom=None, **extra) -> dict:
+def counting_layer(log, rows=2, columns=2, buffer=16, delay=0.0, fail_zoom=None, fail_once=None, **extra) -> dict:
     """A layer rendering examples/world.xml through tests/counting_provider.py."""
     kwargs = {"mapfile": WORLD_XML, "log": str(log), "delay": delay}
     if fail_zoom is not None:
         kwargs["fail_zoom"] = fail_zoom
+    if fail_once is not None:
+        kwargs["fail_once"] = str(fail_once)
     layer = {"provider": {"class": "counting_provider:CountingProvider", "kwargs": kwargs},
              "metatile": {"rows": rows, "columns": columns, "buffer": buffer}}
     layer.update(extra)

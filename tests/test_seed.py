@@ -240,3 +240,15 @@ def test_progress_bar_on_a_terminal_and_log_lines_otherwise(tmp_path):
     assert "21/21" in text and "tile/s" in text  # tqdm's bar: tiles done and the rate
     piped = seed(cfg, "-l", "world", "-x", 0, 1, 2)
     assert "21/21 tiles (100.0%)" in piped.stderr and "tiles/s" in piped.stderr and "\r" not in piped.stderr
+
+
+def test_enable_retries_renders_a_metatile_that_failed_once(tmp_path):
+    cfg = write_config(tmp_path, {"world": counting_layer(tmp_path / "log", fail_zoom=1,
+                                                          fail_once=tmp_path / "failed")})
+    result = seed(cfg, "-l", "world", "-j", "1", "--enable-retries", 0, 1)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "failed").exists()  # it did fail once
+    assert disk_tiles(tmp_path / "cache", "world") == {(0, 0, 0), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1)}
+    (tmp_path / "failed").unlink()
+    without = seed(cfg, "-l", "world", "-j", "1", "-x", 0, 1)
+    assert without.returncode == 1 and "1/0/0: RuntimeError: failing once at zoom 1" in without.stderr
