@@ -1,20 +1,26 @@
-"""The vector provider when its database goes away and comes back: 503, nothing cached, then recovery.
+"""The vector provider's PostGIS source in trying conditions: invalid geometries, a database going away.
 
-Uses its own short-lived PostGIS cluster (tests/services.py), stopped and
+Invalid geometries are counted once at config load and logged; the down/up test
+uses its own short-lived PostGIS cluster (tests/services.py), stopped and
 started again mid-test on the same port.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
+import mapbox_vector_tile
 import psycopg
 import pytest
 import services
+import shapely
+from shapely.geometry import box, shape
 
 import TileStache
-from test_vector import load_tables, make_config, postgis_layer, vector_db  # noqa: F401 (fixture)
+from TileStache.Vector import postgis as vector_postgis
+from test_vector import BOWTIE, db_parameters, load_tables, make_config, postgis_layer, vector_db  # noqa: F401
 
 
 @pytest.fixture
@@ -78,3 +84,72 @@ def test_forked_worker_gets_its_own_pool(vector_db):
     assert os.waitstatus_to_exitcode(status) == 0
     for _ in range(3):  # the parent's connections were not disturbed by the child
         assert TileStache.requestHandler2(config, "/p/0/1/0.geojson")[0] == 200
+
+
+def make_polygons(db, table: str, polygons: list) -> None:
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (id int, geom geometry(Polygon, 4326))")
+        for fid, polygon in enumerate(polygons, 1):
+            conn.execute(f"INSERT INTO {table} VALUES (%s, ST_GeomFromWKB(%s, 4326))", (fid, shapely.to_wkb(polygon)))
+
+
+def vector_records(caplog, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("TileStache.Vector") and r.levelno == level]
+
+
+def test_invalid_geometries_are_counted_once_at_load(postgis, caplog):
+    make_polygons(postgis, "invalid_counted", [BOWTIE, box(20, 20, 22, 22), BOWTIE])
+    with caplog.at_level(logging.INFO, logger="TileStache.Vector"):
+        config = make_config({"bad": postgis_layer(postgis, "invalid_counted", "spherical mercator")})
+    warnings = vector_records(caplog, logging.WARNING)
+    assert len(warnings) == 1, warnings
+    assert "layer bad" in warnings[0] and "2 invalid geometries" in warnings[0] and "invalid_counted" in warnings[0]
+    assert '"validate": true' in warnings[0]
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="TileStache.Vector"):
+        status, _, body = TileStache.requestHandler2(config, "/bad/1/1/0.mvt")
+        again = make_config({"bad": postgis_layer(postgis, "invalid_counted", "spherical mercator")})
+    assert status == 200
+    features = mapbox_vector_tile.decode(body)["vectile"]["features"]
+    assert sorted(f["properties"]["id"] for f in features) == [1, 2, 3]  # rebuilt by ST_AsMVTGeom, not lost
+    assert all(shape(f["geometry"]).is_valid and shape(f["geometry"]).area > 0 for f in features)
+    assert vector_records(caplog, logging.WARNING) == []  # once per table per process, nothing per tile
+    assert TileStache.requestHandler2(again, "/bad/1/1/0.geojson")[0] == 200
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="TileStache.Vector"):
+        checked = make_config({"bad": postgis_layer(postgis, "invalid_counted", "spherical mercator",
+                                                    validate=True)})
+        assert vector_records(caplog, logging.WARNING) == []  # validate on: reported per tile instead
+        status, _, body = TileStache.requestHandler2(checked, "/bad/1/1/0.mvt")
+    assert status == 200 and len(mapbox_vector_tile.decode(body)["vectile"]["features"]) == 3
+    assert any("made 2 invalid geometries valid" in m for m in vector_records(caplog, logging.WARNING))
+
+
+def test_valid_tables_and_queries_log_no_warning(postgis, caplog):
+    make_polygons(postgis, "valid_counted", [box(20, 20, 22, 22), box(-50, 10, -40, 20)])
+    query = "SELECT id, geom FROM valid_counted WHERE geom && !bbox!"
+    layers = {"t": postgis_layer(postgis, "valid_counted", verbose=True),
+              "q": {"provider": {"name": "vector", "driver": "postgis",
+                                 "parameters": db_parameters(postgis, query=query)}}}
+    with caplog.at_level(logging.INFO, logger="TileStache.Vector"):
+        make_config(layers)
+    assert vector_records(caplog, logging.WARNING) == []
+    assert any("layer t" in m and "valid_counted are valid" in m for m in vector_records(caplog, logging.INFO))
+
+
+def test_slow_validity_count_gives_up_and_says_so(postgis, caplog, monkeypatch):
+    make_polygons(postgis, "invalid_slow", [BOWTIE, box(20, 20, 22, 22)])
+    monkeypatch.setattr(vector_postgis, "VALIDITY_CHECK_TIMEOUT", 0.05)
+    query = "SELECT id, geom FROM invalid_slow WHERE pg_sleep(0.1) IS NOT NULL"
+    layer = {"provider": {"name": "vector", "driver": "postgis", "parameters": db_parameters(postgis, query=query)}}
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="TileStache.Vector"):
+        config = make_config({"slow": layer})
+    assert time.monotonic() - started < 5
+    assert vector_records(caplog, logging.WARNING) == []
+    assert any("layer slow" in m and "not checked" in m for m in vector_records(caplog, logging.INFO))
+    status, _, body = TileStache.requestHandler2(config, "/slow/0/0/0.mvt")
+    assert status == 200 and len(mapbox_vector_tile.decode(body)["vectile"]["features"]) == 2

@@ -100,10 +100,12 @@ class Provider:
         else:
             entries = self._layer_entries(layers, shared)
         self.layers: list[LayerSpec] = []
+        layer_name = layer.name() if callable(getattr(layer, "name", None)) else None
         for name, options, where in entries:
             try:
                 spec = build_spec(name, options)
                 spec.index = len(self.layers)
+                spec.label = f"layer {layer_name or '?'}" + (f"/{name}" if layers is not None else "")
                 spec.source = self._source_for(spec, dirpath)
                 spec.source.prepare(spec)
             except ConfigError as error:

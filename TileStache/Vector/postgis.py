@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5
 POOL_TIMEOUT = 5.0
 POOL_MAX_SIZE = 4
+# Seconds the load-time count of invalid geometries may take, per table or query.
+VALIDITY_CHECK_TIMEOUT = 2.0
 
 # 0.28 mm per pixel, the OGC standard rendering pixel, for !scale_denominator!.
 STANDARD_PIXEL = 0.00028
@@ -84,6 +86,29 @@ def get_pool(conninfo: str, timeout: float):
     return pool
 
 
+# -- invalid geometries, counted once per table or query per process ----------
+
+# (conninfo, table, user SQL, SRID, geometry column) -> invalid count, or None when not counted.
+_invalid_counts: dict = {}
+
+
+def count_invalid(conninfo: str, query, geometry_column: str, probe: dict, timeout: float) -> int | None:
+    """How many rows of a table/query fail ST_IsValid; None when that took over timeout seconds."""
+    import psycopg
+    from psycopg import sql
+
+    options = f"-c statement_timeout={max(1, int(timeout * 1000))} -c client_min_messages=warning"
+    statement = sql.SQL("SELECT count(*) FROM ({q}) AS q WHERE NOT ST_IsValid(q.{g})").format(
+        q=query, g=sql.Identifier(geometry_column))
+    try:
+        with psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT, autocommit=True, options=options) as conn:
+            return int(conn.execute(statement, probe).fetchone()[0])
+    except psycopg.Error as error:
+        if not isinstance(error, psycopg.errors.QueryCanceled):
+            log.info("counting invalid geometries failed: %s", str(error).strip().splitlines()[0])
+        return None
+
+
 # -- SQL building (config time) -----------------------------------------------
 
 def escape_user_sql(text: str) -> str:
@@ -126,8 +151,9 @@ class PostGISSource:
         self.timeout = float(parameters.get("timeout", POOL_TIMEOUT))
         self.tile_srid = tile_srid
         self.verbose = verbose
-        if parameters.get("table"):
-            self.table = sql_identifier(str(parameters["table"]))
+        self.table_name = str(parameters["table"]) if parameters.get("table") else None
+        if self.table_name:
+            self.table = sql_identifier(self.table_name)
             self.user_template = "SELECT * FROM {table}"
         else:
             self.table = None
@@ -298,11 +324,38 @@ class PostGISSource:
         return outer, names
 
     def prepare(self, spec) -> None:
-        """Check a layer's options against the columns and build its queries once."""
+        """Check a layer's options against the columns, build its queries once, report invalid geometries."""
         self.check_id_column(spec.id_property)
         self.property_columns(spec.properties, spec.id_property)
         self._queries = getattr(self, "_queries", {})
         self._queries[spec.name] = (self.mvt_query(spec), self.json_query(spec))
+        if not spec.validate:
+            self.report_invalid(spec.label or spec.name)
+
+    def report_invalid(self, label: str) -> None:
+        """Log, once per table or query per process, how many of its geometries are invalid.
+
+        Without ``validate`` MVT tiles hand them to ST_AsMVTGeom as they are (it rebuilds
+        polygons in tile space and skips what it cannot encode) and say nothing per tile,
+        so this is where they are reported. A query is counted with zoom 0 parameters.
+        """
+        key = (self.conninfo, self.table_name, self.user_template, self.srid, self.geometry_column)
+        if key in _invalid_counts:
+            return
+        what = f"table {self.table_name}" if self.table_name else "the query (at zoom 0)"
+        started = time.perf_counter()
+        count = _invalid_counts[key] = count_invalid(self.conninfo, self.query, self.geometry_column,
+                                                     sample_parameters(self.tile_srid), VALIDITY_CHECK_TIMEOUT)
+        if count is None:
+            log.info("%s: validity of the geometries in %s not checked (over %g s); set \"validate\": true "
+                     "to repair invalid ones per tile", label, what, VALIDITY_CHECK_TIMEOUT)
+        elif count:
+            log.warning("%s: %d invalid geometries in %s; MVT tiles repair them per tile only with "
+                        "\"validate\": true, otherwise ST_AsMVTGeom rebuilds or skips them unlogged "
+                        "(clipped GeoJSON always repairs them)", label, count, what)
+        elif self.verbose:
+            log.info("%s: all geometries in %s are valid (checked in %.0f ms)",
+                     label, what, 1000 * (time.perf_counter() - started))
 
     def mvt(self, area: TileArea, spec) -> bytes:
         """One MVT layer for a tile (b"" when it has no features)."""

@@ -41,12 +41,14 @@ class LayerSpec:
     minzoom: int = 0
     maxzoom: int = 99
     # PostGIS MVT: check every geometry with ST_IsValid and repair (logging how many) the invalid
-    # ones. Off by default: it costs about a third of the query on polygon-heavy tiles, and
-    # ST_AsMVTGeom never fails on invalid input (it drops what it cannot encode). GeoJSON
-    # clipping always repairs (ST_Intersection needs valid input); files are checked at load.
+    # ones. Off by default: it costs about 40% of the query, and ST_AsMVTGeom never fails on
+    # invalid input (it rebuilds polygons in tile space and skips what it cannot encode); when
+    # off, invalid geometries are counted once at load instead (PostGISSource.report_invalid).
+    # GeoJSON clipping always repairs (ST_Intersection needs valid input); files are checked at load.
     validate: bool = False
     source: object = None
     index: int = 0  # position in the provider's layers (names its query parameters)
+    label: str = ""  # how log lines name this layer: "<TileStache layer>" or "<TileStache layer>/<name>"
 
     def clip_grow(self) -> float:
         """How much (as a fraction of the tile width) the clipping box exceeds the tile."""
