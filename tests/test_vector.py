@@ -327,7 +327,7 @@ def test_invalid_geometry_is_made_valid_with_a_log_line(vector_db, caplog):
     assert geometry.is_valid and geometry.area == pytest.approx(50, rel=1e-3)
     assert "invalid" in caplog.text
     status, _, body = TileStache.requestHandler2(config, "/bad/1/1/0.mvt")
-    assert status == 200  # ST_AsMVTGeom drops what it cannot encode; never a failed tile
+    assert status == 200  # ST_AsMVTGeom rebuilds polygons in tile space or drops what it cannot encode; never a failed tile
     caplog.clear()
     checked = make_config({"bad": postgis_layer(vector_db, "invalid_4326", "spherical mercator", validate=True)})
     with caplog.at_level(logging.WARNING):
