@@ -50,6 +50,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS tile_index ON tiles (zoom_level, tile_column, 
 CREATE TABLE IF NOT EXISTS tilestache_locks (key TEXT PRIMARY KEY, token TEXT, created REAL);
 """
 
+SELECT_TILE = "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?"
+
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another
 LOCK_POLL = 0.02
 
@@ -77,6 +79,18 @@ def unzip(body: bytes) -> bytes:
     return body
 
 
+# This process's id, kept current across forks, so each read need not ask the kernel.
+_process_id = os.getpid()
+
+
+def _forked() -> None:
+    global _process_id
+    _process_id = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class Tileset:
     """One MBTiles file: a SQLite connection per thread and process, and its metadata."""
 
@@ -87,15 +101,15 @@ class Tileset:
 
     def db(self) -> sqlite3.Connection:
         """This thread's connection (a new one after a fork)."""
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
+        owned = getattr(self._local, "owned", None)  # (process id, connection)
+        if owned is None or owned[0] != _process_id:
             if self.writable:
                 conn = sqlite3.connect(self.filename, timeout=BUSY_TIMEOUT, isolation_level=None)
             else:
                 uri = "file:" + self.filename.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
                 conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
-            local.conn, local.pid = conn, os.getpid()
-        return local.conn
+            owned = self._local.owned = (_process_id, conn)
+        return owned[1]
 
     def create(self) -> None:
         """Make the tables and switch to WAL mode."""
@@ -111,8 +125,9 @@ class Tileset:
         self.db().execute("INSERT OR REPLACE INTO metadata (name, value) VALUES (?, ?)", (name, value))
 
     def get(self, coord) -> bytes | None:
-        row = self.db().execute("SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ?"
-                                " AND tile_row = ?", tms_row(coord)).fetchone()
+        """The stored bytes of a tile, or None."""
+        z = int(coord.zoom)  # tms_row, inlined: this is every cache hit
+        row = self.db().execute(SELECT_TILE, (z, int(coord.column), (1 << z) - 1 - int(coord.row))).fetchone()
         return None if row is None else bytes(row[0])
 
     def put(self, coord, body: bytes) -> None:
@@ -160,6 +175,7 @@ class Cache:
         if "name" not in meta:
             self.tileset.set_metadata("name", name or os.path.splitext(os.path.basename(filename))[0])
         self._tokens: dict[tuple[int, str], str] = {}
+        self._held: str | None = None
 
     def _holds(self, format: str) -> bool:
         """True when tiles of this format belong in the file (fixing the format on first use)."""
@@ -168,7 +184,10 @@ class Cache:
             self.format = self.tileset.metadata().get("format") or wanted
             if self.format == wanted:
                 self.tileset.set_metadata("format", wanted)
-        return wanted == self.format
+        if wanted == self.format:
+            self._held = format  # the format name last found to belong: checked first next time
+            return True
+        return False
 
     def _lock_key(self, layer, coord, format) -> str:
         return f"{layer.name()}/{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}.{format}"
@@ -208,14 +227,18 @@ class Cache:
         if self._holds(format):
             self.tileset.delete(coord)
 
-    def read_entry(self, layer, coord, format) -> CacheEntry | None:
-        """The stored tile; vector tiles come back gzipped, marked so."""
-        if not self._holds(format):
+    def _get(self, coord, format) -> bytes | None:
+        """The stored bytes of a tile of this format, or None."""
+        if format != self._held and not self._holds(format):
             return None
         try:
-            body = self.tileset.get(coord)
+            return self.tileset.get(coord)
         except sqlite3.Error as error:
             raise broken(error) from None
+
+    def read_entry(self, layer, coord, format) -> CacheEntry | None:
+        """The stored tile; vector tiles come back gzipped, marked so."""
+        body = self._get(coord, format)
         if body is None:
             return None
         if self.format == "pbf" and body[:2] == b"\x1f\x8b":
@@ -223,9 +246,9 @@ class Cache:
         return CacheEntry(body)
 
     def read(self, layer, coord, format) -> bytes | None:
-        """The tile's bytes (inflated), or None."""
-        entry = self.read_entry(layer, coord, format)
-        return None if entry is None else unzip(entry.body)
+        """The tile's bytes (vector tiles inflated), or None."""
+        body = self._get(coord, format)
+        return unzip(body) if body is not None and self.format == "pbf" else body
 
     def save(self, body: bytes, layer, coord, format) -> None:
         """Store the tile; vector tiles are gzipped. Other formats than the file's are skipped."""

@@ -27,7 +27,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tiles (path TEXT PRIMARY KEY, size INTEGER NOT NULL, used REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS tiles_used ON tiles (used);
 """
-TOUCH_EVERY = 1.0  # seconds: a tile read more often is re-stamped at most this often
+TOUCH_EVERY = 1.0  # seconds: a tile read more often is re-stamped at most this often per process
 
 
 class Cache(Disk):
@@ -42,6 +42,8 @@ class Cache(Disk):
         os.makedirs(self.cachepath, mode=0o777 & ~self.umask, exist_ok=True)
         self.index_path = os.path.join(self.cachepath, INDEX_NAME)
         self.touch_every = TOUCH_EVERY
+        self._touched: set[str] = set()  # tiles this process stamped since _touched_since
+        self._touched_since = 0.0
         self._local = threading.local()
         self._db().executescript(SCHEMA)
 
@@ -60,12 +62,28 @@ class Cache(Disk):
 
     def read_entry(self, layer, coord, format) -> CacheEntry | None:
         """As Disk, and the tile counts as just used."""
-        entry = super().read_entry(layer, coord, format)
+        path = self._filepath(layer, coord, format)
+        entry = self._read_path(path, layer, coord, format)
         if entry is not None:
-            now = time.time()
-            self._db().execute("UPDATE tiles SET used = ? WHERE path = ? AND used < ?",
-                               (now, self._filepath(layer, coord, format), now - self.touch_every))
+            self._touch(path)
         return entry
+
+    def _touch(self, path: str) -> None:
+        """Stamp a tile as used now, unless this process stamped it less than touch_every ago.
+
+        The stamps this process wrote since ``_touched_since`` are remembered in a set that is
+        emptied every ``touch_every`` seconds, so a tile read again and again costs one UPDATE
+        per period instead of one per read, the memory stays bounded by the tiles read in one
+        period, and every tile's stamp still lags its last read by less than ``touch_every``.
+        """
+        now = time.time()
+        if now - self._touched_since >= self.touch_every:
+            self._touched = set()
+            self._touched_since = now
+        elif path in self._touched:
+            return
+        self._db().execute("UPDATE tiles SET used = ? WHERE path = ? AND used < ?", (now, path, now))
+        self._touched.add(path)
 
     def remove(self, layer, coord, format) -> None:
         """As Disk, and forget the tile in the index."""
