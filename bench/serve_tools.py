@@ -1,15 +1,22 @@
 """Helpers for bench/serve.sh: benchmark config, seeding, free ports, the result table.
 
-    python serve_tools.py config REPO TMPDIR     write TMPDIR/bench.cfg (world layer, portable cache)
+    python serve_tools.py config REPO TMPDIR [NAME CACHE_JSON]
+                                                  write TMPDIR/bench.cfg (world layer, portable Disk
+                                                  cache), or TMPDIR/bench-NAME.cfg with that cache
     python serve_tools.py seed CONFIG URLFILE     seed zooms 0-5 of "world", list their URLs
     python serve_tools.py ports N                 N free loopback TCP ports
-    python serve_tools.py table RESULTS           the table and ratios from "name BENCH ..." lines
+    python serve_tools.py services FILE           start memcached and redis-server (tests/services.py),
+                                                  write "MEMCACHE_ADDRESS REDIS_PORT" to FILE, stop them
+                                                  on SIGTERM
+    python serve_tools.py table RESULTS [TOP/BOTTOM[=TARGET] ...]
+                                                  the table and ratios from "name BENCH ..." lines
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,15 +25,20 @@ LAYER = "world"
 ZOOMS = range(0, 6)
 
 
-def write_config(repo: str, tmpdir: str) -> str:
-    """The repo's tilestache.cfg with its world layer's mapfile made absolute and a portable cache in tmpdir."""
+def write_config(repo: str, tmpdir: str, name: str | None = None, cache_json: str | None = None) -> str:
+    """The repo's tilestache.cfg with its world layer's mapfile made absolute and a portable cache in tmpdir.
+
+    With a name and a cache (JSON), that cache instead, in tmpdir/bench-{name}.cfg.
+    """
     with open(os.path.join(repo, "tilestache.cfg")) as file:
         config = json.load(file)
     config["cache"] = {"name": "Disk", "path": os.path.join(tmpdir, "cache"), "umask": "0022", "dirs": "portable"}
+    if cache_json is not None:
+        config["cache"] = json.loads(cache_json)
     layer = config["layers"][LAYER]
     layer["provider"]["mapfile"] = os.path.join(repo, layer["provider"]["mapfile"])
     config["layers"] = {LAYER: layer}
-    path = os.path.join(tmpdir, "bench.cfg")
+    path = os.path.join(tmpdir, "bench.cfg" if name is None else f"bench-{name}.cfg")
     with open(path, "w") as file:
         json.dump(config, file, indent=2)
     return path
@@ -35,6 +47,14 @@ def write_config(repo: str, tmpdir: str) -> str:
 def tile_paths() -> list[str]:
     """URL paths of every tile of zooms 0-5."""
     return [f"/{LAYER}/{z}/{x}/{y}.png" for z in ZOOMS for x in range(2 ** z) for y in range(2 ** z)]
+
+
+def tile_coord(path: str):
+    """The Coordinate of a tile URL path (/world/3/4/2.png)."""
+    from ModestMaps.Core import Coordinate
+
+    z, x, y = (int(part) for part in path.rsplit(".", 1)[0].split("/")[2:])
+    return Coordinate(y, x, z)
 
 
 def seed_with_cli(config_path: str) -> bool:
@@ -52,27 +72,49 @@ def seed_with_cli(config_path: str) -> bool:
 def seed_with_loop(config_path: str) -> None:
     """Seed by asking TileStache.getTile for every tile (metatiles render once)."""
     import TileStache
-    from ModestMaps.Core import Coordinate
 
     layer = TileStache.parseConfig(config_path).layers[LAYER]
     for path in tile_paths():
-        z, x, y = (int(part) for part in path.rsplit(".", 1)[0].split("/")[2:])
-        TileStache.getTile(layer, Coordinate(y, x, z), "png")
+        TileStache.getTile(layer, tile_coord(path), "png")
+
+
+def missing_tiles(config_path: str, paths: list[str]) -> list[str]:
+    """The URL paths whose tiles the config's cache does not hold (any cache backend)."""
+    import TileStache
+
+    config = TileStache.parseConfig(config_path)
+    layer = config.layers[LAYER]
+    return [path for path in paths if config.cache.read(layer, tile_coord(path), "PNG") is None]
 
 
 def seed(config_path: str, url_file: str) -> None:
     """Seed the cache named by a config and write the URL list of the seeded tiles."""
-    with open(config_path) as file:
-        cache_dir = json.load(file)["cache"]["path"]
     paths = tile_paths()
-    missing = lambda: [p for p in paths if not os.path.exists(cache_dir + p)]  # noqa: E731
-    if not seed_with_cli(config_path) or missing():
+    if not seed_with_cli(config_path) or missing_tiles(config_path, paths):
         seed_with_loop(config_path)
-    if missing():
-        raise SystemExit(f"seeding left {len(missing())} tiles missing")
+    missing = missing_tiles(config_path, paths)
+    if missing:
+        raise SystemExit(f"seeding left {len(missing)} tiles missing")
     with open(url_file, "w") as file:
         file.write("\n".join(paths) + "\n")
-    print(f"seeded {len(paths)} tiles into {cache_dir}", file=sys.stderr)
+    print(f"seeded {len(paths)} tiles into the cache of {config_path}", file=sys.stderr)
+
+
+def run_services(address_file: str) -> None:
+    """Run memcached and redis-server (the test suite's tests/services.py) until SIGTERM or SIGINT."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    import services
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with services.Memcached() as memcached, services.RedisServer() as redis_server:
+        with open(address_file + ".tmp", "w") as file:
+            file.write(f"{memcached.address} {redis_server.port}\n")
+        os.replace(address_file + ".tmp", address_file)
+        try:
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:
+            pass
 
 
 def free_ports(count: int) -> list[int]:
@@ -99,16 +141,27 @@ def parse_results(path: str) -> dict[str, dict[str, float]]:
     return results
 
 
-def table(path: str) -> str:
-    """The results table and the target ratios."""
+# (top, bottom, target or None): the ratios serve.sh reports
+SERVE_RATIOS = (("tilestache", "minimal", 0.95), ("tilestache", "nginx", None),
+                ("minimal", "nginx", None), ("recipe", "nginx", 0.8))
+
+
+def parse_ratio(text: str) -> tuple[str, str, float | None]:
+    """("a", "b", 0.9) from "a/b=0.9", ("a", "b", None) from "a/b"."""
+    pair, _, target = text.partition("=")
+    top, _, bottom = pair.partition("/")
+    return top, bottom, float(target) if target else None
+
+
+def table(path: str, ratios=SERVE_RATIOS) -> str:
+    """The results table and the ratios between servers (with their targets, if any)."""
     results = parse_results(path)
     lines = [f"{'server':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}"]
     for name, r in results.items():
         lines.append(f"{name:<12} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
                      f"{r['requests']:>9.0f} {r['errors'] + r['non2xx']:>7.0f}")
     lines.append("")
-    for top, bottom, target in (("tilestache", "minimal", 0.95), ("tilestache", "nginx", None),
-                                ("minimal", "nginx", None), ("recipe", "nginx", 0.8)):
+    for top, bottom, target in ratios:
         if top in results and bottom in results:
             ratio = results[top]["rps"] / results[bottom]["rps"]
             verdict = "" if target is None else f"  (target >= {target:.2f}: {'met' if ratio >= target else 'NOT met'})"
@@ -125,8 +178,10 @@ def main(argv: list[str]) -> None:
         seed(*args)
     elif command == "ports":
         print(" ".join(map(str, free_ports(int(args[0])))))
+    elif command == "services":
+        run_services(*args)
     elif command == "table":
-        print(table(args[0]))
+        print(table(args[0], [parse_ratio(a) for a in args[1:]] or SERVE_RATIOS))
     else:
         raise SystemExit(__doc__)
 

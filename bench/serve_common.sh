@@ -1,0 +1,121 @@
+# Shared by bench/serve.sh and bench/serve_caches.sh (source it, do not run it):
+# tools, a temporary folder, servers started in the background and stopped by
+# pid on exit, and one wrk load of a server.
+#
+# Provides REPO, BENCH, PY (the venv's python, or $PYTHON), DURATION (the
+# script's first argument, else $DURATION, else 15), TMP, PIDS, GUNICORN, NGINX,
+# need_tools, wait_for_port, start_gunicorn, check_png, load, measure, report.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$REPO/bench"
+PY="${PYTHON:-$REPO/.venv/bin/python}"
+DURATION="${1:-${DURATION:-15}}"
+WARMUP="${WARMUP:-3}"
+CONNECTIONS="${CONNECTIONS:-8}"
+WORKERS="${WORKERS:-2}"
+ROUNDS="${ROUNDS:-2}"
+SCRIPT="$(basename "$0")"
+
+need_tools() {  # gunicorn from the venv's pip, the other commands (wrk, nginx) from apt
+    if ! "$PY" -c 'import gunicorn' 2>/dev/null; then
+        "$PY" -m pip install --quiet gunicorn
+    fi
+    GUNICORN="$(dirname "$PY")/gunicorn"
+    local tool missing_apt=()
+    for tool in "$@"; do
+        case "$tool" in
+            wrk) command -v wrk >/dev/null || missing_apt+=(wrk) ;;
+            nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing_apt+=(nginx-light) ;;
+        esac
+    done
+    if [ ${#missing_apt[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "$SCRIPT: please install ${missing_apt[*]} (needs root)" >&2
+            exit 1
+        fi
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_apt[@]}" >/dev/null
+    fi
+    NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+}
+
+# --- cleanup: stop what we started, by pid ----------------------------------
+TMP="$(mktemp -d /tmp/tilestache-bench.XXXXXX)"
+chmod 755 "$TMP"   # nginx workers may run as an unprivileged user
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${KEEP_TMP:-0}" = 1 ]; then
+        echo "kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() {  # port pid
+    local i
+    for i in $(seq 1 200); do
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "$SCRIPT: server on port $1 died; logs in $TMP" >&2
+            exit 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$SCRIPT: nothing listening on port $1" >&2
+    exit 1
+}
+
+start_gunicorn() {  # name port app config cache-folder
+    BENCH_CONFIG="$4" BENCH_CACHE="$5" \
+        "$GUNICORN" --workers "$WORKERS" --worker-class sync --pythonpath "$BENCH" \
+        --log-level warning --graceful-timeout 2 --bind "127.0.0.1:$2" "$3" >"$TMP/$1.log" 2>&1 &
+    PIDS+=($!)
+    wait_for_port "$2" "$!"
+}
+
+check_png() {  # url: the server must answer a seeded tile with a PNG before we measure it
+    "$PY" - "$1" <<'PYEOF'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1]) as r:
+    assert r.status == 200 and r.headers["Content-Type"] == "image/png", (sys.argv[1], r.status, dict(r.headers))
+    assert r.read().startswith(b"\x89PNG"), sys.argv[1]
+PYEOF
+}
+
+load() {  # name port urls results: warm up, then one measured wrk run; its BENCH line goes to results
+    echo "wrk $1: ${WARMUP}s warm-up, ${DURATION}s measured ..." >&2
+    wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$3" 7 >/dev/null
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$3" 42 \
+        | tee "$TMP/wrk-$1.txt" | grep '^BENCH' | sed "s/^/$1 /" >>"$4"
+}
+
+measure() {  # urls results name=port ...: load every server in turn, ROUNDS times
+    local round pair urls="$1" results="$2"
+    shift 2
+    : >"$results"
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "round $round of $ROUNDS" >&2
+        for pair in "$@"; do
+            load "${pair%%=*}" "${pair#*=}" "$urls" "$results"
+        done
+    done
+}
+
+report() {  # urls results description [top/bottom[=target] ...]: every round, then the table and ratios
+    echo
+    echo "cache hits, $(wc -l <"$1") tiles of zooms 0-5, wrk -t1 -c$CONNECTIONS -d${DURATION}s," \
+         "best of $ROUNDS rounds, gunicorn $WORKERS sync workers, $3, $(nproc) CPUs," \
+         "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "every round:" && sed 's/^/  /' "$2" && echo
+    "$PY" "$BENCH/serve_tools.py" table "$2" "${@:4}"
+}
