@@ -122,3 +122,54 @@ def assert_served_while_down(config, log, caplog, logger: str, stop) -> None:
     warnings = [r for r in caplog.records if r.name == logger and r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "unavailable" in warnings[0].getMessage()
+
+
+def assert_expires(config, log, wait: float, while_fresh=None) -> None:
+    """A tile is served from the cache until its lifespan is over, then rendered again after wait seconds.
+
+    while_fresh, if given, is called (to check the stored tile) after the first render.
+    """
+    get(config, 3, 2, 2)
+    if while_fresh is not None:
+        while_fresh()
+    get(config, 3, 2, 2)
+    assert renders(log) == 1
+    time.sleep(wait)
+    get(config, 3, 2, 2)
+    assert renders(log) == 2
+
+
+def assert_one_render(cache: dict, log, processes: int = 4) -> None:
+    """N processes asking for tiles of one metatile through a cache get them from a single render."""
+    answers = render_concurrently(cache, log, processes)
+    assert [a[1:] for a in answers] == [("image/png", RED)] * processes
+    assert renders(log) == 1
+
+
+def assert_stale_lock_broken(config, log, tile: tuple[int, int, int], at_least: float,
+                             at_most: float = 5) -> None:
+    """With a dead holder's lock on the metatile, the tile is served after at_least..at_most seconds."""
+    started = time.monotonic()
+    assert solid_colour(get(config, *tile)[1]) == RED
+    assert at_least < time.monotonic() - started < at_most
+    assert renders(log) == 1
+
+
+def assert_served_by_stopped_server(service, cache_spec, tmp_path, caplog) -> None:
+    """Start a private server (a tests/services.py class), stop it mid-test: tiles are still served."""
+    server = service()
+    try:
+        log = tmp_path / "renders.log"
+        config = make_config(cache_spec(server), log)
+        assert_served_while_down(config, log, caplog, "TileStache.SharedCache", server.stop)
+    finally:
+        server.stop()
+
+
+def assert_removed_then_rendered(config, log, tile: tuple[int, int, int], stored) -> None:
+    """cache.remove forgets a tile (stored() turns False) and the next request renders it again."""
+    before = renders(log)
+    config.cache.remove(config.layers[LAYER], coord(*tile), "PNG")
+    assert not stored()
+    get(config, *tile)
+    assert renders(log) == before + 1

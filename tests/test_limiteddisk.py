@@ -1,10 +1,12 @@
 """LimitedDisk cache on a real folder: Disk layout, size cap, LRU eviction, lifespan, locks."""
 import os
+import sqlite3
 import time
 
 import pytest
 
-from cache_helpers import LAYER, RED, coord, get, make_config, render_concurrently, renders, solid_colour
+from cache_helpers import (LAYER, RED, assert_expires, assert_one_render, assert_removed_then_rendered, get,
+                           make_config, renders, solid_colour)
 from TileStache.Errors import ConfigError
 
 
@@ -26,10 +28,7 @@ def test_round_trip_in_the_disk_layout(tmp_path):
                                             for x in (2, 3) for y in (2, 3))
     assert get(config, 3, 3, 3)[1] == tile_file(tmp_path, 3, 3, 3).read_bytes()
     assert renders(log) == 1
-    config.cache.remove(config.layers[LAYER], coord(3, 2, 2), "PNG")
-    assert not tile_file(tmp_path, 3, 2, 2).exists()
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+    assert_removed_then_rendered(config, log, (3, 2, 2), tile_file(tmp_path, 3, 2, 2).exists)
 
 
 def test_least_recently_used_tiles_are_evicted(tmp_path):
@@ -52,20 +51,11 @@ def test_least_recently_used_tiles_are_evicted(tmp_path):
 
 def test_cache_lifespan(tmp_path):
     log = tmp_path / "renders.log"
-    config = make_config(spec(tmp_path), log, lifespan=1)
-    get(config, 3, 2, 2)
-    get(config, 3, 2, 2)
-    assert renders(log) == 1
-    time.sleep(1.2)
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+    assert_expires(make_config(spec(tmp_path), log, lifespan=1), log, wait=1.2)
 
 
 def test_one_render_across_processes(tmp_path):
-    log = tmp_path / "renders.log"
-    answers = render_concurrently(spec(tmp_path), log)
-    assert [a[1:] for a in answers] == [("image/png", RED)] * 4
-    assert renders(log) == 1
+    assert_one_render(spec(tmp_path), tmp_path / "renders.log")
     left = [d for _, dirs, _ in os.walk(tmp_path / "tiles") for d in dirs if d.endswith(".lock")]
     assert not left
 
@@ -73,3 +63,22 @@ def test_one_render_across_processes(tmp_path):
 def test_limit_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="limit"):
         make_config(spec(tmp_path, limit=0), tmp_path / "renders.log")
+
+
+def test_a_hot_tile_is_stamped_once_per_period(tmp_path):
+    config = make_config(spec(tmp_path), tmp_path / "renders.log", metatile=1)
+    config.cache.touch_every = 0.5
+    path = str(tile_file(tmp_path, 3, 2, 2))
+    index = sqlite3.connect(config.cache.index_path, isolation_level=None)
+
+    def used_after_a_read():
+        index.execute("UPDATE tiles SET used = 0 WHERE path = ?", (path,))  # forget the last stamp
+        get(config, 3, 2, 2)
+        return index.execute("SELECT used FROM tiles WHERE path = ?", (path,)).fetchone()[0]
+
+    get(config, 3, 2, 2)  # rendered and saved
+    time.sleep(0.6)
+    assert abs(used_after_a_read() - time.time()) < 0.4  # a read in a new period stamps the tile
+    assert used_after_a_read() == 0  # read again within the period: no second UPDATE
+    time.sleep(0.6)
+    assert abs(used_after_a_read() - time.time()) < 0.4

@@ -3,7 +3,6 @@ import hashlib
 import io
 import logging
 import os
-import time
 import uuid
 
 import memcache
@@ -12,8 +11,9 @@ from PIL import Image
 
 import services
 import TileStache
-from cache_helpers import (LAYER, RED, assert_served_while_down, coord, get, make_config,
-                           render_concurrently, renders, solid_colour)
+from cache_helpers import (LAYER, RED, assert_expires, assert_one_render, assert_removed_then_rendered,
+                           assert_served_by_stopped_server, assert_stale_lock_broken, coord, get,
+                           make_config, renders, solid_colour)
 from TileStache.Errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,10 +46,8 @@ def test_round_trip_and_key_layout(memcached, tmp_path):
     assert get(config, 3, 3, 3)[1] == client.get(f"{spec['key prefix']}/3/{LAYER}/3/3/3.PNG")
     assert renders(log) == 1
 
-    config.cache.remove(config.layers[LAYER], coord(3, 2, 2), "PNG")
-    assert client.get(f"{spec['key prefix']}/3/{LAYER}/3/2/2.PNG") is None
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+    assert_removed_then_rendered(config, log, (3, 2, 2),
+                                 lambda: client.get(f"{spec['key prefix']}/3/{LAYER}/3/2/2.PNG") is not None)
 
 
 def test_long_keys_are_hashed_under_the_limit(memcached, tmp_path):
@@ -76,20 +74,11 @@ def test_mapnik_layer_round_trip(memcached):
 
 def test_cache_lifespan_is_the_item_expiry(memcached, tmp_path):
     log = tmp_path / "renders.log"
-    config = make_config(cache_spec(memcached), log, lifespan=2)
-    get(config, 3, 2, 2)
-    get(config, 3, 2, 2)
-    assert renders(log) == 1
-    time.sleep(3.1)
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+    assert_expires(make_config(cache_spec(memcached), log, lifespan=2), log, wait=3.1)
 
 
 def test_one_render_across_processes(memcached, tmp_path):
-    log = tmp_path / "renders.log"
-    answers = render_concurrently(cache_spec(memcached), log, processes=4)
-    assert [a[1:] for a in answers] == [("image/png", RED)] * 4
-    assert renders(log) == 1
+    assert_one_render(cache_spec(memcached), tmp_path / "renders.log")
 
 
 def test_crashed_holders_lock_expires(memcached, tmp_path):
@@ -98,10 +87,7 @@ def test_crashed_holders_lock_expires(memcached, tmp_path):
     config = make_config(spec, log, stale=2)
     # a holder that died without unlocking
     assert bare(memcached).add(f"{spec['key prefix']}/0/{LAYER}/3/2/2.PNG-lock", "dead", time=2)
-    started = time.monotonic()
-    assert solid_colour(get(config, 3, 3, 3)[1]) == RED
-    assert 0.9 < time.monotonic() - started < 5  # memcached expires on whole seconds
-    assert renders(log) == 1
+    assert_stale_lock_broken(config, log, (3, 3, 3), at_least=0.9)  # memcached expires on whole seconds
 
 
 def test_tiles_over_the_item_limit_are_skipped(memcached, tmp_path, caplog):
@@ -118,13 +104,7 @@ def test_tiles_over_the_item_limit_are_skipped(memcached, tmp_path, caplog):
 
 
 def test_server_stopped_mid_test(tmp_path, caplog):
-    server = services.Memcached()
-    try:
-        log = tmp_path / "renders.log"
-        config = make_config(cache_spec(server), log)
-        assert_served_while_down(config, log, caplog, "TileStache.SharedCache", server.stop)
-    finally:
-        server.stop()
+    assert_served_by_stopped_server(services.Memcached, cache_spec, tmp_path, caplog)
 
 
 def test_unsafe_key_prefix_is_a_config_error(memcached, tmp_path):

@@ -6,8 +6,9 @@ import pytest
 import redis
 
 import services
-from cache_helpers import (LAYER, RED, assert_served_while_down, coord, get, make_config,
-                           render_concurrently, renders, solid_colour)
+from cache_helpers import (LAYER, RED, assert_expires, assert_one_render, assert_removed_then_rendered,
+                           assert_served_by_stopped_server, assert_stale_lock_broken, coord, get,
+                           make_config, renders, solid_colour)
 from TileStache.Errors import ConfigError
 
 
@@ -38,30 +39,23 @@ def test_round_trip_and_key_layout(redis_server, tmp_path, by_url):
     assert get(config, 3, 3, 2)[1] == client.get(f"{prefix}/{LAYER}/3/3/2.PNG")
     assert renders(log) == 1
 
-    config.cache.remove(config.layers[LAYER], coord(3, 2, 2), "PNG")
-    assert client.get(f"{prefix}/{LAYER}/3/2/2.PNG") is None
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+    assert_removed_then_rendered(config, log, (3, 2, 2),
+                                 lambda: client.get(f"{prefix}/{LAYER}/3/2/2.PNG") is not None)
 
 
 def test_cache_lifespan_is_the_key_expiry(redis_server, tmp_path):
     log = tmp_path / "renders.log"
     spec = cache_spec(redis_server)
     config = make_config(spec, log, lifespan=1)
-    get(config, 3, 2, 2)
-    assert 0 < bare(redis_server).ttl(f"{spec['key prefix']}/{LAYER}/3/2/2.PNG") <= 1
-    get(config, 3, 2, 2)
-    assert renders(log) == 1
-    time.sleep(1.2)
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+
+    def expires_in_a_second():
+        assert 0 < bare(redis_server).ttl(f"{spec['key prefix']}/{LAYER}/3/2/2.PNG") <= 1
+
+    assert_expires(config, log, wait=1.2, while_fresh=expires_in_a_second)
 
 
 def test_one_render_across_processes(redis_server, tmp_path):
-    log = tmp_path / "renders.log"
-    answers = render_concurrently(cache_spec(redis_server), log, processes=4)
-    assert [a[1:] for a in answers] == [("image/png", RED)] * 4
-    assert renders(log) == 1
+    assert_one_render(cache_spec(redis_server), tmp_path / "renders.log")
 
 
 def test_lock_is_released_only_by_its_owner(redis_server, tmp_path):
@@ -83,20 +77,11 @@ def test_crashed_holders_lock_expires(redis_server, tmp_path):
     spec = cache_spec(redis_server)
     config = make_config(spec, log, stale=0.5)
     bare(redis_server).set(f"{spec['key prefix']}/{LAYER}/3/2/2.PNG-lock", "dead", px=500)
-    started = time.monotonic()
-    assert solid_colour(get(config, 3, 2, 3)[1]) == RED
-    assert 0.3 < time.monotonic() - started < 5
-    assert renders(log) == 1
+    assert_stale_lock_broken(config, log, (3, 2, 3), at_least=0.3)
 
 
 def test_server_stopped_mid_test(tmp_path, caplog):
-    server = services.RedisServer()
-    try:
-        log = tmp_path / "renders.log"
-        config = make_config(cache_spec(server), log)
-        assert_served_while_down(config, log, caplog, "TileStache.SharedCache", server.stop)
-    finally:
-        server.stop()
+    assert_served_by_stopped_server(services.RedisServer, cache_spec, tmp_path, caplog)
 
 
 def test_bad_url_is_a_config_error(tmp_path):

@@ -1,13 +1,13 @@
 """S3 cache against moto's S3 server over HTTP: keys, types, lifespan, locks, outages, Multi."""
-import time
 import uuid
 
 import memcache
 import pytest
 
 import services
-from cache_helpers import (LAYER, RED, assert_served_while_down, coord, get, make_config,
-                           render_concurrently, renders, solid_colour)
+from cache_helpers import (LAYER, RED, assert_expires, assert_one_render, assert_removed_then_rendered,
+                           assert_served_by_stopped_server, assert_stale_lock_broken, coord, get,
+                           make_config, render_concurrently, renders, solid_colour)
 from TileStache.Errors import ConfigError
 
 
@@ -40,10 +40,8 @@ def test_round_trip_key_layout_and_types(s3_server, tmp_path):
     get(config, 3, 2, 2, "jpg")
     assert client.head_object(Bucket=bucket, Key=f"v1/{LAYER}/3/2/2.jpg")["ContentType"] == "image/jpeg"
 
-    config.cache.remove(config.layers[LAYER], coord(3, 2, 2), "PNG")
-    assert f"v1/{LAYER}/3/2/2.png" not in keys(s3_server, bucket)
-    get(config, 3, 2, 2)
-    assert renders(log) == 3
+    assert renders(log) == 2
+    assert_removed_then_rendered(config, log, (3, 2, 2), lambda: f"v1/{LAYER}/3/2/2.png" in keys(s3_server, bucket))
 
 
 def test_cached_tiles_carry_last_modified(s3_server, tmp_path):
@@ -56,21 +54,14 @@ def test_cached_tiles_carry_last_modified(s3_server, tmp_path):
 def test_cache_lifespan_from_last_modified(s3_server, tmp_path):
     log = tmp_path / "renders.log"
     config = make_config(cache_spec(s3_server), log, lifespan=1)
-    get(config, 3, 2, 2)
-    get(config, 3, 2, 2)
-    assert renders(log) == 1
-    time.sleep(2.1)  # LastModified has whole seconds
-    get(config, 3, 2, 2)
-    assert renders(log) == 2
+    assert_expires(config, log, wait=2.1)  # LastModified has whole seconds
 
 
 def test_one_render_across_processes_and_no_lock_left(s3_server, tmp_path):
     log = tmp_path / "renders.log"
     spec = cache_spec(s3_server)
     make_config(spec, log)  # create the bucket once
-    answers = render_concurrently(spec, log, processes=4)
-    assert [a[1:] for a in answers] == [("image/png", RED)] * 4
-    assert renders(log) == 1
+    assert_one_render(spec, log)
     assert not [k for k in keys(s3_server, spec["bucket"]) if k.endswith("-lock")]
 
 
@@ -79,10 +70,7 @@ def test_crashed_holders_lock_is_broken(s3_server, tmp_path):
     spec = cache_spec(s3_server)
     config = make_config(spec, log, stale=2)  # LastModified has whole seconds: broken after 1-2 s
     s3_server.client().put_object(Bucket=spec["bucket"], Key=f"{LAYER}/3/2/2.png-lock", Body=b"")
-    started = time.monotonic()
-    assert solid_colour(get(config, 3, 2, 2)[1]) == RED
-    assert 0.9 < time.monotonic() - started < 6
-    assert renders(log) == 1
+    assert_stale_lock_broken(config, log, (3, 2, 2), at_least=0.9, at_most=6)
     assert keys(s3_server, spec["bucket"])[-1] == f"{LAYER}/3/3/3.png"  # no lock objects left
 
 
@@ -111,10 +99,4 @@ def test_memcache_in_front_of_s3(s3_server, memcached, tmp_path):
 
 
 def test_server_stopped_mid_test(tmp_path, caplog):
-    server = services.MotoS3()
-    try:
-        log = tmp_path / "renders.log"
-        config = make_config(cache_spec(server), log)
-        assert_served_while_down(config, log, caplog, "TileStache.SharedCache", server.stop)
-    finally:
-        server.stop()
+    assert_served_by_stopped_server(services.MotoS3, cache_spec, tmp_path, caplog)
