@@ -296,7 +296,8 @@ class Layer:
                     except NoTileLeftBehind as nothing:
                         headers["Cache-Control"] = "no-store"
                         return TileResult(200, headers, nothing.tile, left_behind=True)
-                    entry = CacheEntry(body, time.time())
+                    gzipped = getattr(body, "gzipped", None)  # bytes a provider had gzipped (MBTiles MVT)
+                    entry = CacheEntry(body, time.time()) if gzipped is None else CacheEntry(gzipped, time.time(), "gzip")
             finally:
                 cache.unlock(self, lock_coord, format)
 
@@ -389,7 +390,7 @@ class Layer:
                 tile = self.pixel_effect.apply(tile)
             return Formats.encode(tile, format, self.encoder_options(format))
         if isinstance(tile, (bytes, bytearray)):
-            return bytes(tile)
+            return tile if isinstance(tile, bytes) else bytes(tile)  # keeps a bytes subclass's attributes
         buffer = io.BytesIO()
         tile.save(buffer, format)
         return buffer.getvalue()

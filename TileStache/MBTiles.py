@@ -12,7 +12,10 @@ Rows are stored flipped, as the MBTiles spec (TMS) says: ``tile_row = 2^z - 1 - 
 Files are put in WAL mode, so readers and a writer coexist. ``metadata``
 holds the tileset's ``name`` and ``format`` (png, jpg, webp or pbf); vector
 (pbf) tiles are stored gzip-compressed, as the spec recommends, and served
-gzipped to clients that accept it. A file that is not a readable tileset is
+gzipped to clients that accept it: always when the provider reads them (the
+stored bytes go out as they are), and on cache hits from caches that keep MVT
+gzipped (an MBTiles cache, or Disk with "mvt" in its ``gzip`` list); other
+caches hold plain MVT and serve it plain. A file that is not a readable tileset is
 a ConfigError at load, and a KnownUnknown at request time; never a crash.
 """
 from __future__ import annotations
@@ -260,6 +263,21 @@ class Cache:
         self.tileset.put(coord, body)
 
 
+class GzippedTile(bytes):
+    """Tile bytes inflated from gzip that keep the stored gzip bytes as ``gzipped``.
+
+    The layer serves ``gzipped`` as it is, with Content-Encoding: gzip, to clients that
+    accept gzip, and these (plain) bytes to the others and to caches.
+    """
+
+    gzipped: bytes
+
+    def __new__(cls, plain: bytes, gzipped: bytes) -> "GzippedTile":
+        tile = super().__new__(cls, plain)
+        tile.gzipped = gzipped
+        return tile
+
+
 class Provider:
     """Serves the tiles of an existing MBTiles file, with the MIME type of its format."""
 
@@ -282,11 +300,16 @@ class Provider:
         return TILESET_TYPES[self.format]
 
     def renderTile(self, width: int, height: int, srs: str, coord) -> bytes:
-        """The stored tile (vector tiles inflated); a missing tile is a NoTileLeftBehind."""
+        """The stored tile (vector tiles inflated, gzipped ones as a GzippedTile); a missing tile is a
+        NoTileLeftBehind."""
         try:
             body = self.tileset.get(coord)
         except sqlite3.Error as error:
             raise broken(error) from None
         if body is None:
             raise NoTileLeftBehind(b"")
-        return unzip(body) if self.format == "pbf" else body
+        if self.format != "pbf":
+            return body
+        if body[:2] == b"\x1f\x8b":
+            return GzippedTile(gzip.decompress(body), body)
+        return unzip(body)

@@ -7,9 +7,11 @@ import sqlite3
 import mapbox_vector_tile
 import pytest
 from PIL import Image
+from werkzeug.test import Client
 
 import TileStache
-from cache_helpers import LAYER, RED, coord, get, make_config, render_concurrently, renders, solid_colour
+from cache_helpers import (RED, assert_one_render, assert_removed_then_rendered, coord, get, make_config, renders,
+                           solid_colour)
 from TileStache.Errors import ConfigError
 
 
@@ -54,10 +56,9 @@ def test_cache_round_trip_tms_rows_metadata_wal(tmp_path):
     assert get(config, 3, 3, 0)[1] == stored[(3, 3, 7)]
     assert renders(log) == 1
 
-    config.cache.remove(config.layers[LAYER], coord(3, 2, 1), "PNG")
-    assert query(path, "SELECT count(*) FROM tiles WHERE tile_row = 6 AND tile_column = 2") == [(0,)]
-    get(config, 3, 2, 1)
-    assert renders(log) == 2
+    assert_removed_then_rendered(
+        config, log, (3, 2, 1),
+        lambda: query(path, "SELECT count(*) FROM tiles WHERE tile_row = 6 AND tile_column = 2") != [(0,)])
 
 
 def test_cache_keeps_one_format(tmp_path):
@@ -70,10 +71,7 @@ def test_cache_keeps_one_format(tmp_path):
 
 
 def test_one_render_across_processes(tmp_path):
-    log = tmp_path / "renders.log"
-    answers = render_concurrently({"name": "MBTiles", "filename": str(tmp_path / "c.mbtiles")}, log)
-    assert [a[1:] for a in answers] == [("image/png", RED)] * 4
-    assert renders(log) == 1
+    assert_one_render({"name": "MBTiles", "filename": str(tmp_path / "c.mbtiles")}, tmp_path / "renders.log")
     assert query(tmp_path / "c.mbtiles", "SELECT count(*) FROM tilestache_locks") == [(0,)]
 
 
@@ -94,28 +92,52 @@ def test_provider_serves_images_with_their_type(tmp_path, format, ext, mime, pil
     assert TileStache.requestHandler2(config, "/mb/2/1/0.gif")[0] == 400
 
 
-def test_provider_serves_gzipped_mvt(tmp_path):
+def mvt_layer_client(tmp_path, cache):
+    """(werkzeug test Client of a layer "mb" over a gzipped-MVT tileset, the plain MVT, the stored bytes)."""
     mvt = mapbox_vector_tile.encode([{"name": "water", "features": [
         {"geometry": "POINT(10 20)", "properties": {"kind": "lake"}}]}])
-    tileset = write_tileset(tmp_path / "v.mbtiles", "pbf", {(1, 1, 1): gzip.compress(mvt)})
-    config = serve(tileset, {"name": "Disk", "path": str(tmp_path / "disk"), "gzip": ["mvt"]})
-    app = TileStache.WSGITileServer(config)
+    stored = gzip.compress(mvt, mtime=1)
+    tileset = write_tileset(tmp_path / "v.mbtiles", "pbf", {(1, 1, 1): stored})
+    return Client(TileStache.WSGITileServer(serve(tileset, cache))), mvt, stored
 
-    def fetch(accept):
-        answer = {}
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/mb/1/1/1.mvt", "HTTP_ACCEPT_ENCODING": accept}
-        body = b"".join(app(environ, lambda status, headers: answer.update(headers=dict(headers))))
-        return answer["headers"], body
 
-    headers, body = fetch("")  # rendered: plain MVT for a client without gzip
-    assert headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
-    assert "Content-Encoding" not in headers
-    assert mapbox_vector_tile.decode(body)["water"]["features"][0]["properties"] == {"kind": "lake"}
-    headers, body = fetch("gzip, br")  # cached gzipped: served as stored, marked gzip
-    assert headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(body) == mvt
-    headers, body = fetch("")
-    assert body == mvt and "Content-Encoding" not in headers
+def assert_mvt_answer(answer, mvt, stored, gzipped):
+    """A 200 MVT answer: the stored gzip bytes with Content-Encoding: gzip, or the plain tile without."""
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
+    assert answer.headers["Vary"] == "Accept-Encoding"
+    if gzipped:
+        assert answer.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(answer.data) == mvt
+        if stored is not None:
+            assert answer.data == stored  # the tileset's bytes as they are, not compressed again
+    else:
+        assert "Content-Encoding" not in answer.headers
+        assert answer.data == mvt
+        assert mapbox_vector_tile.decode(answer.data)["water"]["features"][0]["properties"] == {"kind": "lake"}
+
+
+GZIP = {"Accept-Encoding": "gzip, br"}
+
+
+@pytest.mark.parametrize("first", ["gzip", "plain"])
+def test_provider_serves_gzipped_mvt_from_the_first_request(tmp_path, first):
+    client, mvt, stored = mvt_layer_client(tmp_path, {"name": "Test"})  # no cache: every request reads the set
+    order = [GZIP, {}] if first == "gzip" else [{}, GZIP]
+    for headers in order + order:
+        assert_mvt_answer(client.get("/mb/1/1/1.mvt", headers=headers), mvt, stored, gzipped=headers is GZIP)
+    assert TileStache.getTile(client.application.config.layers["mb"], coord(1, 1, 1), "mvt")[1] == mvt
+
+
+def test_provider_gzipped_mvt_through_a_gzip_disk_cache(tmp_path):
+    client, mvt, stored = mvt_layer_client(tmp_path, {"name": "Disk", "path": str(tmp_path / "disk"),
+                                                      "dirs": "portable", "gzip": ["mvt"]})
+    assert_mvt_answer(client.get("/mb/1/1/1.mvt", headers=GZIP), mvt, stored, gzipped=True)  # a miss
+    cached = tmp_path / "disk" / "mb" / "1" / "1" / "1.mvt.gz"
+    assert gzip.decompress(cached.read_bytes()) == mvt  # the cache got the plain tile, and gzipped it itself
+    assert_mvt_answer(client.get("/mb/1/1/1.mvt", headers=GZIP), mvt, None, gzipped=True)  # hits
+    assert_mvt_answer(client.get("/mb/1/1/1.mvt"), mvt, None, gzipped=False)
+    assert client.get("/mb/1/1/1.mvt", headers=GZIP).data == cached.read_bytes()
 
 
 def test_mbtiles_cache_serves_mvt_gzipped(tmp_path):
