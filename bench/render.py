@@ -2,14 +2,21 @@
 
     .venv/bin/python bench/render.py                       # world style, zooms 0-6
     .venv/bin/python bench/render.py --style X.xml --zooms 12-16 --bbox 24.80,60.10,25.10,60.25
+    .venv/bin/python bench/render.py --osm                 # Helsinki OSM style, zooms 12-16
     .venv/bin/python bench/render.py --memory 20000        # RSS after 1k and after N tile renders
 
 TileStache renders metatiles of 4x4 tiles with a 64 px buffer into a Disk
 cache. The reference loads the style once with Mapnik, renders the same
 metatiles (the same boxes), cuts them and encodes each tile with the same
 encoder and settings (Pillow, TileStache.Formats defaults) into files. Both
-skip nothing and do nothing else. Each side runs --rounds times, alternating;
-the best round of each is compared.
+skip nothing and do nothing else. After --warmup untimed rounds, each side
+runs --rounds times, alternating; the best and the median round of each are
+compared.
+
+--osm uses ../shared/tools/workload/styles/osm.xml at zooms 12-16 over the
+Helsinki extract: it starts the kit's PostGIS cluster (/tmp/ts-bench-render-pg,
+port 55434), imports the extract when its tables are missing, points the style
+at it through PGHOST/PGPORT/PGUSER, and stops the cluster at the end.
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +43,8 @@ from TileStache import Formats  # noqa: E402
 from TileStache.Geography import SphericalMercator  # noqa: E402
 
 META, BUFFER, SIZE = 4, 64, 256
+OSM_BBOX = (24.935, 60.164, 24.953, 60.179)  # lon/lat of the Helsinki extract
+OSM_CLUSTER, OSM_PORT = "/tmp/ts-bench-render-pg", "55434"
 
 
 def metatiles(projection, zooms: range, bbox: tuple | None) -> list[tuple[Coordinate, int, int]]:
@@ -106,12 +117,13 @@ def current_rss_mb() -> float:
     return 0.0
 
 
-def speed(style, zooms, bbox, rounds):
+def speed(style, zooms, bbox, rounds, warmup=1):
+    """Print best and median tiles/s of each side over rounds, after warmup untimed rounds, and their ratios."""
     projection = SphericalMercator()
     blocks = metatiles(projection, zooms, bbox)
-    best = {"tilestache": 0.0, "mapnik": 0.0}
+    rates = {"tilestache": [], "mapnik": []}
     tiles = 0
-    for round_number in range(rounds):
+    for round_number in range(-warmup, rounds):
         for side in ("mapnik", "tilestache") if round_number % 2 == 0 else ("tilestache", "mapnik"):
             folder = tempfile.mkdtemp(prefix=f"bench-{side}-")
             try:
@@ -123,30 +135,58 @@ def speed(style, zooms, bbox, rounds):
                 rate = tiles / (time.perf_counter() - start)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
-            best[side] = max(best[side], rate)
-            print(f"  round {round_number + 1} {side:10s} {rate:8.1f} tiles/s", flush=True)
-    print(f"{os.path.basename(style)} zooms {zooms.start}-{zooms.stop - 1}: {tiles} tiles in {len(blocks)} metatiles")
-    print(f"  plain Mapnik + cut + encode: {best['mapnik']:.1f} tiles/s")
-    print(f"  TileStache.getTile (Disk):   {best['tilestache']:.1f} tiles/s")
-    print(f"  ratio: {best['tilestache'] / best['mapnik']:.3f}x (target >= 0.95)")
+            if round_number >= 0:
+                rates[side].append(rate)
+            label = f"round {round_number + 1}" if round_number >= 0 else "warm-up"
+            print(f"  {label:8s} {side:10s} {rate:8.1f} tiles/s", flush=True)
+    best = {side: max(values) for side, values in rates.items()}
+    median = {side: statistics.median(values) for side, values in rates.items()}
+    print(f"{os.path.basename(style)} zooms {zooms.start}-{zooms.stop - 1}: {tiles} tiles in {len(blocks)} metatiles,"
+          f" {rounds} rounds after {warmup} warm-up")
+    print(f"  plain Mapnik + cut + encode: best {best['mapnik']:.1f}, median {median['mapnik']:.1f} tiles/s")
+    print(f"  TileStache.getTile (Disk):   best {best['tilestache']:.1f}, median {median['tilestache']:.1f} tiles/s")
+    print(f"  ratio: best {best['tilestache'] / best['mapnik']:.3f}x, median "
+          f"{median['tilestache'] / median['mapnik']:.3f}x (target >= 0.95)")
     print(f"  peak RSS: {peak_rss_mb():.0f} MB")
 
 
 def memory(style: str, count: int) -> None:
-    """RSS after 1k and after count single-tile renders through getTile (Test cache: nothing kept)."""
+    """RSS after 100, 1k, every 10k and count single-tile renders through getTile (Test cache: nothing kept)."""
     config = TileStache.parseConfig({"cache": {"name": "Test"}, "layers": {
         "bench": {"provider": {"name": "mapnik", "mapfile": style}}}})
     layer = config.layers["bench"]
-    zoom = 10
+    zoom = 10  # 512 rows x 256 columns (lat +-66, lon -45..45): 131072 distinct tiles before any repeats
     start, marks = time.perf_counter(), {}
     for n in range(count):
-        coord = Coordinate(300 + (n // 64) % 400, 500 + n % 64, zoom)
+        coord = Coordinate(256 + (n // 256) % 512, 384 + n % 256, zoom)
         TileStache.getTile(layer, coord, "png", ignore_cached=True)
-        if n + 1 in (100, 1000, count):
+        if n + 1 in (100, 1000, count) or (n + 1) % 10000 == 0:
             marks[n + 1] = current_rss_mb()
             print(f"  after {n + 1:7d} tiles: RSS {marks[n + 1]:.1f} MB ({time.perf_counter() - start:.0f} s)", flush=True)
     if 1000 in marks:
         print(f"  growth from 1k to {count}: {marks[count] - marks[1000]:+.1f} MB")
+    print(f"  peak RSS: {peak_rss_mb():.1f} MB")
+
+
+def start_osm() -> str:
+    """Start the workload kit's PostGIS, import Helsinki if missing, and set PG* for osm.xml; its style path."""
+    from mvt import KIT, ensure_osm  # the workload kit's location and importer, shared with the MVT benchmark
+
+    conn = subprocess.run([os.path.join(KIT, "start-postgis.sh"), OSM_CLUSTER, OSM_PORT], check=True,
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    ensure_osm(conn)
+    params = dict(item.split("=", 1) for item in conn.split())
+    for key in ("host", "port", "user"):
+        os.environ["PG" + key.upper()] = params[key]
+    return os.path.join(KIT, "styles", "osm.xml")
+
+
+def stop_osm() -> None:
+    """Stop the cluster start_osm started (its data stays for the next run)."""
+    from mvt import KIT
+
+    subprocess.run([os.path.join(KIT, "stop-postgis.sh"), OSM_CLUSTER], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -155,15 +195,24 @@ def main() -> None:
     parser.add_argument("--zooms", default="0-6", help="low-high")
     parser.add_argument("--bbox", help="west,south,east,north in degrees (default: the world)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (cold caches, first queries)")
     parser.add_argument("--memory", type=int, default=0, help="instead: RSS over this many tile renders")
+    parser.add_argument("--osm", action="store_true",
+                        help="the workload kit's Helsinki OSM style, zooms 12-16 over the extract (starts PostGIS)")
     args = parser.parse_args()
+    if args.osm:
+        try:
+            speed(start_osm(), range(12, 17), OSM_BBOX, args.rounds, args.warmup)
+        finally:
+            stop_osm()
+        return
     style = os.path.abspath(args.style)
     if args.memory:
         memory(style, args.memory)
         return
     low, high = (int(z) for z in args.zooms.split("-"))
     bbox = tuple(float(v) for v in args.bbox.split(",")) if args.bbox else None
-    speed(style, range(low, high + 1), bbox, args.rounds)
+    speed(style, range(low, high + 1), bbox, args.rounds, args.warmup)
 
 
 if __name__ == "__main__":
