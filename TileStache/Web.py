@@ -5,6 +5,7 @@ Malformed requests stop here with a short text 4xx.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -33,6 +34,12 @@ MAX_QUERY = 2048
 MAX_CALLBACK = 128
 
 
+@functools.lru_cache(maxsize=256)
+def environ_key(name: str) -> str:
+    """The WSGI environ key of an HTTP request header ("if-none-match" -> "HTTP_IF_NONE_MATCH")."""
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
 class EnvironHeaders(Mapping):
     """A WSGI environ's HTTP request headers by lower-case name, looked up only when asked."""
 
@@ -40,10 +47,13 @@ class EnvironHeaders(Mapping):
         self.environ = environ
 
     def __getitem__(self, name: str) -> str:
-        return self.environ["HTTP_" + name.upper().replace("-", "_")]
+        return self.environ[environ_key(name)]
+
+    def __contains__(self, name) -> bool:
+        return environ_key(name) in self.environ
 
     def get(self, name: str, default=None):
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+        return self.environ.get(environ_key(name), default)
 
     def __iter__(self):
         return (key[5:].replace("_", "-").lower() for key in self.environ if key[:5] == "HTTP_")
@@ -101,34 +111,32 @@ def route(config, request: Request) -> Response:
             mimetype, body = "text/html; charset=utf-8", index_html(config, request.script_name)
         return Response(200, Headers([("Content-Type", mimetype)]), body)
 
-    page = LAYER_PAGE.match(path)
-    if page:
-        return layer_page(config, page.group("layer"), page.group("page"), request)
-
     match = TILE_PATH.match(path)
     if not match:
+        page = LAYER_PAGE.match(path)
+        if page:
+            return layer_page(config, page.group("layer"), page.group("page"), request)
         parts = path.strip("/").split("/")
         if parts and parts[0] not in config.layers:
             raise NotFound(f"Unknown layer: {parts[0][:64]}")
         raise BadRequest("Bad path: expected /{layer}/{z}/{x}/{y}.{extension}")
-    name = match.group("layer")
-    if name not in config.layers:
+    name, zoom, column, row, scale, extension = match.groups()
+    if name not in config.layers:  # layers may be any collection with __contains__ and __getitem__
         raise NotFound(f"Unknown layer: {name[:64]}")
     layer = config.layers[name]
-    extension = match.group("ext").lower()
+    extension = extension.lower()
 
     if extension in layer.redirects:
-        target = f"{request.script_name.rstrip('/')}/{name}/{match.group('zoom')}/" \
-                 f"{match.group('column')}/{match.group('row')}{match.group('scale') or ''}" \
+        target = f"{request.script_name.rstrip('/')}/{name}/{zoom}/{column}/{row}{scale or ''}" \
                  f".{layer.redirects[extension]}"
         if request.query_string:
             target += "?" + request.query_string
         return text_response(302, "Moved", [("Location", target)])
 
-    if match.group("scale"):  # @2x: the layer's double-resolution view
-        layer = layer.scaled(int(match.group("scale")[1]))
+    if scale:  # @2x: the layer's double-resolution view
+        layer = layer.scaled(int(scale[1]))
     callback = jsonp_callback(request.query_string)
-    coord = Coordinate(int(match.group("row")), int(match.group("column")), int(match.group("zoom")))
+    coord = Coordinate(int(row), int(column), int(zoom))
     accept_gzip = callback is None and "gzip" in request.headers.get("accept-encoding", "")
     result = layer.tile_response(coord, extension, accept_gzip=accept_gzip)
     response = Response(result.status, result.headers, result.body)

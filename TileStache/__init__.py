@@ -100,10 +100,10 @@ class WSGITileServer:
                 headers=Web.EnvironHeaders(environ),
             )
             response = Web.handle(self._current_config(), request)
-        headers = response.headers
-        headers.add_header("Content-Length", str(len(response.body)))  # never set before; = would scan to replace
+        fields = response.headers.items()  # a fresh list: Content-Length was never set before
+        fields.append(("Content-Length", str(len(response.body))))
         status = f"{response.status} {STATUS_TEXT.get(response.status, 'Unknown')}"
-        start_response(status, headers.items())
+        start_response(status, fields)
         return [] if method == "HEAD" else [response.body]
 
 
