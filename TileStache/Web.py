@@ -18,6 +18,7 @@ from wsgiref.headers import Headers
 from ModestMaps.Core import Coordinate
 
 from .Config import DEFAULT_INDEX
+from .Core import TileResult
 from .Errors import BadRequest, KnownUnknown, NotFound
 from .TileJSON import index_html, tilejson
 
@@ -72,14 +73,8 @@ class Request:
     headers: Mapping = field(default_factory=dict)  # lower-case names -> values
 
 
-@dataclass
-class Response:
-    """Status, headers and body of an answer."""
-
-    status: int
-    headers: Headers
-    body: bytes
-
+# An answer has the shape of a tile result: status, headers, body.
+Response = TileResult
 
 def text_response(status: int, message: str, extra: list | None = None) -> Response:
     """A short plain-text answer."""
@@ -139,7 +134,7 @@ def route(config, request: Request) -> Response:
     coord = Coordinate(int(row), int(column), int(zoom))
     accept_gzip = callback is None and "gzip" in request.headers.get("accept-encoding", "")
     result = layer.tile_response(coord, extension, accept_gzip=accept_gzip)
-    response = Response(result.status, result.headers, result.body)
+    response = result
     if result.left_behind:  # over HTTP a tile the provider won't keep is "not here"
         mimetype, format = layer.getTypeByExtension(extension)
         response.status, response.body = 404, layer.empty_tile(format, mimetype)
