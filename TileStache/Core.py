@@ -73,10 +73,12 @@ class Bounds:
 
     @property
     def low(self) -> int:
+        """Lowest zoom served."""
         return int(self.lower_right_low.zoom)
 
     @property
     def high(self) -> int:
+        """Highest zoom served."""
         return int(self.upper_left_high.zoom)
 
     def excludes(self, tile) -> bool:
@@ -97,10 +99,12 @@ class BoundsList:
 
     @property
     def low(self) -> int:
+        """Lowest zoom any member serves."""
         return min(b.low for b in self.bounds)
 
     @property
     def high(self) -> int:
+        """Highest zoom any member serves."""
         return max(b.high for b in self.bounds)
 
     def excludes(self, tile) -> bool:
