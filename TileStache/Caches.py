@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class CacheEntry(NamedTuple):
-    """A cached tile: its bytes, when it was written (epoch seconds), and their encoding."""
+    """A cached tile: its bytes, when it was written (epoch seconds), their encoding, and an entity tag."""
 
     body: bytes
     modified: float | None = None
     encoding: str | None = None  # "gzip" when body is gzip-compressed
+    etag: str | None = None  # a validator the cache knows without hashing the body (quoted)
 
 
 def read_entry(cache: object, layer: object, coord: object, format: str) -> CacheEntry | None:
@@ -196,7 +197,9 @@ class Disk:
         if expired:
             self.remove(layer, coord, format)
             return None
-        return CacheEntry(body, stat.st_mtime, "gzip" if self._is_gzipped(path) else None)
+        # Like a static file server's: modification time and size, so a hit needs no hashing.
+        etag = '"%x-%x"' % (stat.st_mtime_ns, stat.st_size)
+        return CacheEntry(body, stat.st_mtime, "gzip" if self._is_gzipped(path) else None, etag)
 
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes (decompressed), or None."""

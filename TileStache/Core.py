@@ -300,8 +300,12 @@ class Layer:
                     except NoTileLeftBehind as nothing:
                         headers["Cache-Control"] = "no-store"
                         return TileResult(200, headers, nothing.tile, left_behind=True)
-                    gzipped = getattr(body, "gzipped", None)  # bytes a provider had gzipped (MBTiles MVT)
-                    entry = CacheEntry(body, time.time()) if gzipped is None else CacheEntry(gzipped, time.time(), "gzip")
+                    # Serve what later readers will get, validators included, when it was saved.
+                    entry = read_entry(cache, self, coord, format) if self.write_cache else None
+                    if entry is None:
+                        gzipped = getattr(body, "gzipped", None)  # bytes a provider had gzipped (MBTiles MVT)
+                        entry = CacheEntry(body, time.time()) if gzipped is None \
+                            else CacheEntry(gzipped, time.time(), "gzip")
             finally:
                 cache.unlock(self, lock_coord, format)
 
@@ -313,7 +317,7 @@ class Layer:
                 body = gzip.decompress(body)
         if entry.encoding or format.upper() in ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON"):
             fields.append(("Vary", "Accept-Encoding"))
-        fields.append(("ETag", etag_for(body)))
+        fields.append(("ETag", entry.etag if entry.etag and body is entry.body else etag_for(body)))
         if entry.modified is not None:
             fields.append(("Last-Modified", http_date(entry.modified)))
         if self.max_cache_age is not None:
