@@ -80,6 +80,7 @@ start_gunicorn() {  # name port app config cache-folder
         "$GUNICORN" --workers "$WORKERS" --worker-class sync --pythonpath "$BENCH" \
         --log-level warning --graceful-timeout 2 --bind "127.0.0.1:$2" "$3" >"$TMP/$1.log" 2>&1 &
     PIDS+=($!)
+    echo "$!" >"$TMP/$1.pid"
     wait_for_port "$2" "$!"
 }
 
@@ -92,11 +93,28 @@ with urllib.request.urlopen(sys.argv[1]) as r:
 PYEOF
 }
 
+server_cpu_ticks() {  # name: CPU clock ticks used so far by a gunicorn server's workers (0 if not gunicorn)
+    local ticks=0 worker
+    [ -f "$TMP/$1.pid" ] || { echo 0; return; }
+    for worker in $(pgrep -P "$(cat "$TMP/$1.pid")"); do
+        ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$worker/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$ticks"
+}
+
 load() {  # name port urls results: warm up, then one measured wrk run; its BENCH line goes to results
+    local before after line requests
     echo "wrk $1: ${WARMUP}s warm-up, ${DURATION}s measured ..." >&2
     wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$3" 7 >/dev/null
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$3" 42 \
-        | tee "$TMP/wrk-$1.txt" | grep '^BENCH' | sed "s/^/$1 /" >>"$4"
+    before=$(server_cpu_ticks "$1")
+    line=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$3" 42 \
+        | tee "$TMP/wrk-$1.txt" | grep '^BENCH')
+    after=$(server_cpu_ticks "$1")
+    requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
+    if [ "$after" -gt "$before" ] && [ "$requests" -gt 0 ]; then  # worker CPU per request, in microseconds
+        line="$line cpu_us=$(( (after - before) * 1000000 / $(getconf CLK_TCK) / requests ))"
+    fi
+    echo "$1 $line" >>"$4"
 }
 
 measure() {  # urls results name=port ...: load every server in turn, ROUNDS times
@@ -114,7 +132,7 @@ measure() {  # urls results name=port ...: load every server in turn, ROUNDS tim
 report() {  # urls results description [top/bottom[=target] ...]: every round, then the table and ratios
     echo
     echo "cache hits, $(wc -l <"$1") tiles of zooms 0-5, wrk -t1 -c$CONNECTIONS -d${DURATION}s," \
-         "best of $ROUNDS rounds, gunicorn $WORKERS sync workers, $3, $(nproc) CPUs," \
+         "$ROUNDS rounds, gunicorn $WORKERS sync workers, $3, $(nproc) CPUs," \
          "load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "every round:" && sed 's/^/  /' "$2" && echo
     "$PY" "$BENCH/serve_tools.py" table "$2" "${@:4}"

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 
@@ -128,6 +129,25 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def rounds(path: str, key: str = "rps") -> dict[str, list[float]]:
+    """{name: [value of round 1, round 2, ...]} of one key from lines "name BENCH key=value ..."."""
+    found: dict[str, list[float]] = {}
+    with open(path) as file:
+        for line in file:
+            name, tag, *pairs = line.split()
+            values = dict(pair.split("=") for pair in pairs)
+            if tag == "BENCH" and key in values:
+                found.setdefault(name, []).append(float(values[key]))
+    return found
+
+
+def paired_median(path: str, top: str, bottom: str) -> float | None:
+    """The median over rounds of top/bottom req/s measured in the same round (servers load in turn)."""
+    found = rounds(path)
+    pairs = [t / b for t, b in zip(found.get(top, []), found.get(bottom, []))]
+    return statistics.median(pairs) if pairs else None
+
+
 def parse_results(path: str) -> dict[str, dict[str, float]]:
     """{name: {rps, p50_ms, ...}} from lines "name BENCH key=value ...", keeping each name's best round."""
     results: dict[str, dict[str, float]] = {}
@@ -160,12 +180,19 @@ def table(path: str, ratios=SERVE_RATIOS) -> str:
     for name, r in results.items():
         lines.append(f"{name:<12} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
                      f"{r['requests']:>9.0f} {r['errors'] + r['non2xx']:>7.0f}")
+    cpu = {name: statistics.median(values) for name, values in rounds(path, "cpu_us").items()}
+    if cpu:
+        lines.append("")
+        lines.append("worker CPU per request (median over rounds): "
+                     + ", ".join(f"{name} {value:.0f} us" for name, value in cpu.items()))
     lines.append("")
     for top, bottom, target in ratios:
         if top in results and bottom in results:
-            ratio = results[top]["rps"] / results[bottom]["rps"]
-            verdict = "" if target is None else f"  (target >= {target:.2f}: {'met' if ratio >= target else 'NOT met'})"
-            lines.append(f"{top} / {bottom}: {ratio:.3f}{verdict}")
+            best = results[top]["rps"] / results[bottom]["rps"]
+            paired = paired_median(path, top, bottom)
+            verdict = "" if target is None else f"  (target >= {target:.2f}: {'met' if paired >= target else 'NOT met'})"
+            lines.append(f"{top} / {bottom}: {paired:.3f} median of same-round ratios, "
+                         f"{best:.3f} best round / best round{verdict}")
     return "\n".join(lines)
 
 
