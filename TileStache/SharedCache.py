@@ -12,12 +12,13 @@ import re
 import threading
 import time
 
+from .Config import LAYER_NAME
 from .Errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Same rule as Config.LAYER_NAME; repeated here so caches never trust a name blindly.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# The rule Config applies to layer names, checked again here so caches never trust a name blindly.
+SAFE_NAME = LAYER_NAME
 # Key prefixes and S3 paths: printable, no spaces, no control characters.
 SAFE_PREFIX = re.compile(r"^[A-Za-z0-9_.\-/:]*$")
 
