@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import gzip
 import inspect
 import io
 import logging
@@ -23,7 +22,7 @@ from ModestMaps.Geo import Location
 from PIL import Image
 
 from . import Formats
-from .Caches import CacheEntry, read_entry
+from .Caches import CacheEntry, entry_bytes, read_entry
 from .Errors import BadRequest, KnownUnknown, NoTileLeftBehind, NotFound  # noqa: F401  (public names)
 from .Geography import grid_size
 
@@ -314,7 +313,7 @@ class Layer:
             if accept_gzip:
                 fields.append(("Content-Encoding", "gzip"))
             else:
-                body = gzip.decompress(body)
+                body = entry_bytes(entry)
         if entry.encoding or format.upper() in ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON"):
             fields.append(("Vary", "Accept-Encoding"))
         fields.append(("ETag", entry.etag if entry.etag and body is entry.body else etag_for(body)))

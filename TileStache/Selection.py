@@ -222,6 +222,4 @@ def bbox_metatiles(projection, metatile, bbox: BBox | None, zooms: Iterable[int]
 
 def metatile_size(layer, first: Coordinate) -> int:
     """How many tiles the layer's metatile starting at first holds, clipped to the world grid."""
-    columns, rows = grid_size(layer.projection, int(first.zoom))
-    return (min(layer.metatile.columns, columns - int(first.column))
-            * min(layer.metatile.rows, rows - int(first.row)))
+    return len(metatile_tiles(layer, first))
