@@ -112,12 +112,9 @@ def disk_path(layout: str, layer_name: str, coord, extension: str) -> str:
 DISK_LAYOUTS = ("safe", "portable", "quadtile")
 
 
-def read_to_end(fd: int, size: int) -> bytes:
-    """All bytes of an open file expected to hold size bytes: one read() unless it is short or grew."""
-    body = os.read(fd, size + 1)
-    if len(body) == size:  # asked one byte more than fstat saw and hit the end: the usual case
-        return body
-    chunks = [body]
+def read_to_end(fd: int, start: bytes) -> bytes:
+    """The rest of an open file after the bytes already read from it."""
+    chunks = [start]
     while chunk := os.read(fd, 1 << 16):
         chunks.append(chunk)
     return b"".join(chunks)
@@ -134,13 +131,14 @@ class Disk:
         self.umask = int(umask, 8) if isinstance(umask, str) else int(umask)
         self.dirs = dirs
         self.gzip = [str(ext).lower() for ext in gzip]
+        self._suffixes: dict[str, str] = {}  # format -> file name ending (".png", ".json.gz")
 
     def _filepath(self, layer, coord, format) -> str:
-        ext = tile_extension(format)
-        path = disk_path(self.dirs, layer.name(), coord, ext)
-        if ext in self.gzip:
-            path += ".gz"
-        return f"{self.cachepath}/{path}"
+        suffix = self._suffixes.get(format)
+        if suffix is None:
+            ext = tile_extension(format)
+            suffix = self._suffixes[format] = ext + ".gz" if ext in self.gzip else ext
+        return f"{self.cachepath}/{disk_path(self.dirs, layer.name(), coord, suffix)}"
 
     def _is_gzipped(self, path: str) -> bool:
         return path.endswith(".gz")
@@ -178,9 +176,7 @@ class Disk:
 
     def read_entry(self, layer, coord, format) -> CacheEntry | None:
         """The stored file, its modification time, and "gzip" if stored compressed."""
-        return self._read_path(self._filepath(layer, coord, format), layer, coord, format)
-
-    def _read_path(self, path: str, layer, coord, format) -> CacheEntry | None:
+        path = self._filepath(layer, coord, format)
         # Bare system calls (open, fstat, read, close): a buffered file object would fstat
         # twice more and copy through its buffer, which is a third of a small tile's read time.
         try:
@@ -191,7 +187,10 @@ class Disk:
             stat = os.fstat(fd)
             lifespan = layer.cache_lifespan
             expired = lifespan and time.time() - stat.st_mtime > lifespan
-            body = None if expired else read_to_end(fd, stat.st_size)
+            if not expired:
+                body = os.read(fd, stat.st_size + 1)  # one byte more than fstat saw: the usual whole read
+                if len(body) != stat.st_size:  # short, or the file grew
+                    body = read_to_end(fd, body)
         finally:
             os.close(fd)
         if expired:
@@ -199,7 +198,7 @@ class Disk:
             return None
         # Like a static file server's: modification time and size, so a hit needs no hashing.
         etag = '"%x-%x"' % (stat.st_mtime_ns, stat.st_size)
-        return CacheEntry(body, stat.st_mtime, "gzip" if self._is_gzipped(path) else None, etag)
+        return CacheEntry(body, stat.st_mtime, "gzip" if path.endswith(".gz") else None, etag)
 
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes (decompressed), or None."""

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # Deepest zoom a layer serves when its bounds say nothing else.
 MAX_ZOOM = 31
 
+# Formats whose responses vary with Accept-Encoding (stored gzipped by Disk caches by default).
+JSON_FORMATS = ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON")
+
 
 class Metatile:
     """How many tiles render together (rows x columns) and the pixel buffer around them."""
@@ -123,14 +126,19 @@ def make_bounds(projection, north: float = 89, west: float = -180, south: float 
     return Bounds(ul, lr)
 
 
-@dataclass
+@dataclass(slots=True)
 class TileResult:
-    """What the pipeline hands the web layer: status, headers and (possibly gzipped) body."""
+    """What the pipeline hands the web layer: status, header fields and (possibly gzipped) body."""
 
     status: int
-    headers: Headers
+    fields: list[tuple[str, str]]  # (name, value) pairs, in order
     body: bytes
     left_behind: bool = False  # the provider said NoTileLeftBehind: served, never cached
+
+    @property
+    def headers(self) -> Headers:
+        """The header fields as a wsgiref Headers; changes made through it change fields."""
+        return Headers(self.fields)
 
 
 def etag_for(body: bytes) -> str:
@@ -152,7 +160,7 @@ def _http_date_of_second(whole: int) -> str:
 def http_date(seconds: float) -> str:
     """An HTTP date for epoch seconds, as email.utils.formatdate writes it with usegmt, but faster."""
     whole = math.floor(seconds)
-    if round((seconds - whole) * 1e6) >= 1000000:  # formatdate rounds to microseconds first
+    if (seconds - whole) * 1e6 >= 999999.5:  # formatdate rounds to microseconds (half to even) first
         whole += 1
     return _http_date_of_second(whole)
 
@@ -189,6 +197,8 @@ class Layer:
         self.webp_options: dict = {}
         self.pixel_effect = None
         self._name: str | None = None
+        self._types: dict[str, tuple] = {}  # extension -> (provider, MIME type, format, is JSON), see tile_type
+        self._grids: dict[int, tuple[int, int]] = {}  # zoom -> (columns, rows) of the world
 
     # -- identity and formats ------------------------------------------------
 
@@ -209,6 +219,21 @@ class Layer:
         if ext in Formats.IMAGE_TYPES:
             return Formats.IMAGE_TYPES[ext]
         raise BadRequest(f"Unsupported tile format: {extension}")
+
+    def tile_type(self, extension: str) -> tuple[str, str]:
+        """getTypeByExtension, remembered per extension for the current provider."""
+        known = self._types.get(extension)
+        if known is None or known[0] is not self.provider:
+            known = self._remember_type(extension)
+        return known[1], known[2]
+
+    def _remember_type(self, extension: str) -> tuple:
+        """(provider, MIME type, format, is JSON) of an extension, kept for tile_type."""
+        mimetype, format = self.getTypeByExtension(extension)
+        known = (self.provider, mimetype, format, format.upper() in JSON_FORMATS)
+        if len(self._types) < 64:  # extensions come from URLs: keep the memo small
+            self._types[extension] = known
+        return known
 
     def encoder_options(self, format: str) -> dict:
         """Pillow save() keywords for a format on this layer."""
@@ -252,11 +277,13 @@ class Layer:
 
     def in_world(self, coord) -> bool:
         """True when a coordinate is a real tile of the projection's world at a served zoom."""
-        zoom = coord.zoom
-        if zoom != int(zoom) or zoom < 0 or zoom > MAX_ZOOM:
-            return False
-        columns, rows = grid_size(self.projection, int(zoom))
-        return 0 <= coord.column < columns and 0 <= coord.row < rows
+        grid = self._grids.get(coord.zoom)
+        if grid is None:
+            zoom = coord.zoom
+            if zoom != int(zoom) or zoom < 0 or zoom > MAX_ZOOM:
+                return False
+            grid = self._grids[int(zoom)] = grid_size(self.projection, int(zoom))
+        return 0 <= coord.column < grid[0] and 0 <= coord.row < grid[1]
 
     def in_bounds(self, coord) -> bool:
         """True when a coordinate is in the world and within this layer's zooms and bounds."""
@@ -267,24 +294,25 @@ class Layer:
     def getTileResponse(self, coord, extension: str, ignore_cached: bool = False) -> tuple[int, Headers, bytes]:
         """Status, headers and body for one tile: from the cache, or rendered and cached."""
         result = self.tile_response(coord, extension, ignore_cached)
-        return result.status, result.headers, result.body
+        return result.status, Headers(result.fields), result.body
 
     def tile_response(self, coord, extension: str, ignore_cached: bool = False,
                       accept_gzip: bool = False) -> TileResult:
         """As getTileResponse; with accept_gzip a gzip-stored tile is returned still compressed."""
-        mimetype, format = self.getTypeByExtension(extension)
-        # Headers shares this list: appending to it is the cheap way to add a header not yet there
-        # (headers[name] = value first scans the whole list to delete an old one).
+        known = self._types.get(extension)  # tile_type, spelled out: this is every request's path
+        if known is None or known[0] is not self.provider:
+            known = self._remember_type(extension)
+        _, mimetype, format, is_json = known
+        # Each header is added once, so appending is enough (no name to replace).
         fields = [("Content-Type", mimetype)]
         if self.allowed_origin:
             fields.append(("Access-Control-Allow-Origin", self.allowed_origin))
-        headers = Headers(fields)
 
         if not self.in_world(coord):
             raise NotFound("Tile outside the world")
         if self.bounds is not None and self.bounds.excludes(coord):  # in_bounds, knowing in_world
-            headers["Cache-Control"] = "no-store"
-            return TileResult(404, headers, self.empty_tile(format, mimetype))
+            fields.append(("Cache-Control", "no-store"))
+            return TileResult(404, fields, self.empty_tile(format, mimetype))
 
         cache = self.config.cache
         entry = None if ignore_cached else read_entry(cache, self, coord, format)
@@ -297,8 +325,8 @@ class Layer:
                     try:
                         body = self.render_and_save(coord, format)
                     except NoTileLeftBehind as nothing:
-                        headers["Cache-Control"] = "no-store"
-                        return TileResult(200, headers, nothing.tile, left_behind=True)
+                        fields.append(("Cache-Control", "no-store"))
+                        return TileResult(200, fields, nothing.tile, left_behind=True)
                     # Serve what later readers will get, validators included, when it was saved.
                     entry = read_entry(cache, self, coord, format) if self.write_cache else None
                     if entry is None:
@@ -314,7 +342,7 @@ class Layer:
                 fields.append(("Content-Encoding", "gzip"))
             else:
                 body = entry_bytes(entry)
-        if entry.encoding or format.upper() in ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON"):
+        if entry.encoding or is_json:
             fields.append(("Vary", "Accept-Encoding"))
         fields.append(("ETag", entry.etag if entry.etag and body is entry.body else etag_for(body)))
         if entry.modified is not None:
@@ -322,7 +350,7 @@ class Layer:
         if self.max_cache_age is not None:
             fields.append(("Cache-Control", f"public, max-age={int(self.max_cache_age)}"))
             fields.append(("Expires", http_date(time.time() + int(self.max_cache_age))))
-        return TileResult(200, headers, body)
+        return TileResult(200, fields, body)
 
     def empty_tile(self, format: str, mimetype: str) -> bytes:
         """A transparent tile-sized image, or an empty body for non-image formats."""

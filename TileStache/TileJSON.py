@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 # TileJSON's own limit on zoom levels.
@@ -34,16 +35,17 @@ def _host(value: str | None) -> str | None:
     return host if host is not None and HOST.match(host) else None
 
 
-def base_url(script_name: str, headers: dict) -> str:
+def base_url(script_name: str, environ: Mapping) -> str:
     """Where the client reached this server: scheme://host/script_name (no trailing slash).
 
+    Headers come from a WSGI environ (HTTP_HOST, HTTP_X_FORWARDED_HOST, HTTP_X_FORWARDED_PROTO).
     Without any host header the URL is path-only ("/script_name"), still usable from the same origin.
     """
-    host = _host(headers.get("x-forwarded-host")) or _host(headers.get("host"))
+    host = _host(environ.get("HTTP_X_FORWARDED_HOST")) or _host(environ.get("HTTP_HOST"))
     prefix = (script_name or "").rstrip("/")
     if host is None:
         return prefix
-    scheme = (_first(headers.get("x-forwarded-proto")) or "http").lower()
+    scheme = (_first(environ.get("HTTP_X_FORWARDED_PROTO")) or "http").lower()
     if scheme not in ("http", "https"):
         scheme = "http"
     return f"{scheme}://{host}{prefix}"
@@ -64,12 +66,12 @@ def layer_bounds(layer) -> list[float]:
     return [max(box[0], WORLD[0]), max(box[1], WORLD[1]), min(box[2], WORLD[2]), min(box[3], WORLD[3])]
 
 
-def tilejson(layer, name: str, script_name: str = "", headers: dict | None = None) -> dict:
-    """The TileJSON 3.0.0 document of a layer."""
+def tilejson(layer, name: str, script_name: str = "", environ: Mapping | None = None) -> dict:
+    """The TileJSON 3.0.0 document of a layer, its URLs as the request (a WSGI environ) reached us."""
     low, high = layer.zoom_range()
     minzoom, maxzoom = max(0, low), min(high, TILEJSON_MAX_ZOOM)
     extension = layer.preview_ext.lower()
-    url = f"{base_url(script_name, headers or {})}/{quote(name)}/{{z}}/{{x}}/{{y}}.{extension}"
+    url = f"{base_url(script_name, environ or {})}/{quote(name)}/{{z}}/{{x}}/{{y}}.{extension}"
     bounds = layer_bounds(layer)
     lat = min(max(layer.preview_lat, bounds[1]), bounds[3])
     lon = min(max(layer.preview_lon, bounds[0]), bounds[2])

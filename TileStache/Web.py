@@ -1,19 +1,18 @@
-"""The web layer: a request path and query -> status, headers, body.
+"""The web layer: a request -> status, headers, body.
 
-It only parses and answers; tiles come from ``Layer.tile_response``.
+A request is a WSGI environ: PATH_INFO, QUERY_STRING, SCRIPT_NAME, and its
+headers as HTTP_* keys (``request_environ`` makes one from a path). This
+module only parses and answers; tiles come from ``Layer.tile_response``.
 Malformed requests stop here with a short text 4xx.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
-from wsgiref.headers import Headers
 
 from ModestMaps.Core import Coordinate
 
@@ -35,82 +34,51 @@ MAX_QUERY = 2048
 MAX_CALLBACK = 128
 
 
-@functools.lru_cache(maxsize=256)
-def environ_key(name: str) -> str:
-    """The WSGI environ key of an HTTP request header ("if-none-match" -> "HTTP_IF_NONE_MATCH")."""
-    return "HTTP_" + name.upper().replace("-", "_")
-
-
-class EnvironHeaders(Mapping):
-    """A WSGI environ's HTTP request headers by lower-case name, looked up only when asked."""
-
-    def __init__(self, environ: dict) -> None:
-        self.environ = environ
-
-    def __getitem__(self, name: str) -> str:
-        return self.environ[environ_key(name)]
-
-    def __contains__(self, name) -> bool:
-        return environ_key(name) in self.environ
-
-    def get(self, name: str, default=None):
-        return self.environ.get(environ_key(name), default)
-
-    def __iter__(self):
-        return (key[5:].replace("_", "-").lower() for key in self.environ if key[:5] == "HTTP_")
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-@dataclass
-class Request:
-    """What the web layer needs of an HTTP request."""
-
-    path_info: str
-    query_string: str = ""
-    script_name: str = ""
-    headers: Mapping = field(default_factory=dict)  # lower-case names -> values
-
-
 # An answer has the shape of a tile result: status, headers, body.
 Response = TileResult
 
 def text_response(status: int, message: str, extra: list | None = None) -> Response:
     """A short plain-text answer."""
-    headers = Headers([("Content-Type", "text/plain; charset=utf-8")] + (extra or []))
-    return Response(status, headers, (message.rstrip("\n") + "\n").encode("utf-8"))
+    fields = [("Content-Type", "text/plain; charset=utf-8")] + (extra or [])
+    return Response(status, fields, (message.rstrip("\n") + "\n").encode("utf-8"))
 
 
-def handle(config, request: Request) -> Response:
-    """Answer one request against a configuration; never raises."""
+def request_environ(path_info: str, query_string: str = "", script_name: str = "") -> dict:
+    """The WSGI environ of a header-less GET request for a path."""
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query_string,
+            "SCRIPT_NAME": script_name}
+
+
+def handle(config, environ: Mapping) -> Response:
+    """Answer one request (a WSGI environ) against a configuration; never raises."""
     try:
-        return route(config, request)
+        return route(config, environ)
     except KnownUnknown as error:
         return text_response(error.status, str(error) or "Error")
     except Exception:
-        log.exception("Error answering %s", request.path_info)
+        log.exception("Error answering %s", environ.get("PATH_INFO"))
         return text_response(500, "Internal server error")
 
 
-def route(config, request: Request) -> Response:
+def route(config, environ: Mapping) -> Response:
     """Dispatch on the path: index, layer pages, or tiles."""
-    path = request.path_info or "/"
+    path = environ.get("PATH_INFO") or "/"
+    query_string = environ.get("QUERY_STRING") or ""
     if len(path) > MAX_PATH:
         return text_response(414, "Path too long")
-    if len(request.query_string or "") > MAX_QUERY:
+    if len(query_string) > MAX_QUERY:
         return text_response(414, "Query string too long")
     if path == "/":
         mimetype, body = config.index
         if (mimetype, body) == DEFAULT_INDEX:  # no custom index: list the layers
-            mimetype, body = "text/html; charset=utf-8", index_html(config, request.script_name)
-        return Response(200, Headers([("Content-Type", mimetype)]), body)
+            mimetype, body = "text/html; charset=utf-8", index_html(config, environ.get("SCRIPT_NAME", ""))
+        return Response(200, [("Content-Type", mimetype)], body)
 
     match = TILE_PATH.match(path)
     if not match:
         page = LAYER_PAGE.match(path)
         if page:
-            return layer_page(config, page.group("layer"), page.group("page"), request)
+            return layer_page(config, page.group("layer"), page.group("page"), environ)
         parts = path.strip("/").split("/")
         if parts and parts[0] not in config.layers:
             raise NotFound(f"Unknown layer: {parts[0][:64]}")
@@ -122,28 +90,31 @@ def route(config, request: Request) -> Response:
     extension = extension.lower()
 
     if extension in layer.redirects:
-        target = f"{request.script_name.rstrip('/')}/{name}/{zoom}/{column}/{row}{scale or ''}" \
+        target = f"{environ.get('SCRIPT_NAME', '').rstrip('/')}/{name}/{zoom}/{column}/{row}{scale or ''}" \
                  f".{layer.redirects[extension]}"
-        if request.query_string:
-            target += "?" + request.query_string
+        if query_string:
+            target += "?" + query_string
         return text_response(302, "Moved", [("Location", target)])
 
     if scale:  # @2x: the layer's double-resolution view
         layer = layer.scaled(int(scale[1]))
-    callback = jsonp_callback(request.query_string)
+    callback = jsonp_callback(query_string) if query_string else None
     coord = Coordinate(int(row), int(column), int(zoom))
-    accept_gzip = callback is None and "gzip" in request.headers.get("accept-encoding", "")
-    result = layer.tile_response(coord, extension, accept_gzip=accept_gzip)
-    response = result
-    if result.left_behind:  # over HTTP a tile the provider won't keep is "not here"
-        mimetype, format = layer.getTypeByExtension(extension)
+    accept_gzip = callback is None and "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+    response = layer.tile_response(coord, extension, accept_gzip=accept_gzip)
+    if response.left_behind:  # over HTTP a tile the provider won't keep is "not here"
+        mimetype, format = layer.tile_type(extension)
         response.status, response.body = 404, layer.empty_tile(format, mimetype)
 
-    if callback is not None and response.headers.get("Content-Type", "").split(";")[0] in JSON_TYPES:
-        response.body = b"%s(%s)" % (callback.encode("ascii"), response.body)
-        response.headers["Content-Type"] = "application/javascript; charset=utf-8"
-        del response.headers["ETag"]
-    return conditional(response, request)
+    if callback is not None:
+        headers = response.headers
+        if headers.get("Content-Type", "").split(";")[0] in JSON_TYPES:
+            response.body = b"%s(%s)" % (callback.encode("ascii"), response.body)
+            headers["Content-Type"] = "application/javascript; charset=utf-8"
+            del headers["ETag"]
+    if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+        return conditional(response, environ)
+    return response
 
 
 def jsonp_callback(query_string: str) -> str | None:
@@ -159,23 +130,25 @@ def jsonp_callback(query_string: str) -> str | None:
     return callback
 
 
-def conditional(response: Response, request: Request) -> Response:
+def conditional(response: Response, environ: Mapping) -> Response:
     """A 304 when the client's copy (If-None-Match / If-Modified-Since) is current."""
-    if_none_match = request.headers.get("if-none-match")
-    if response.status != 200 or (if_none_match is None and "if-modified-since" not in request.headers):
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if response.status != 200 or (if_none_match is None and if_modified_since is None):
         return response
-    etag = response.headers.get("ETag")
+    headers = response.headers
+    etag = headers.get("ETag")
     if if_none_match is not None:
         tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
         fresh = etag is not None and ("*" in tags or etag in tags)
     else:
-        fresh = newer_or_same(response.headers.get("Last-Modified"), request.headers.get("if-modified-since"))
+        fresh = newer_or_same(headers.get("Last-Modified"), if_modified_since)
     if not fresh:
         return response
-    kept = [(k, v) for k, v in response.headers.items()
+    kept = [(k, v) for k, v in response.fields
             if k.lower() in ("etag", "last-modified", "cache-control", "expires", "vary",
                              "access-control-allow-origin")]
-    return Response(304, Headers(kept), b"")
+    return Response(304, kept, b"")
 
 
 def newer_or_same(last_modified: str | None, if_modified_since: str | None) -> bool:
@@ -188,17 +161,17 @@ def newer_or_same(last_modified: str | None, if_modified_since: str | None) -> b
         return False
 
 
-def layer_page(config, name: str, page: str, request: Request) -> Response:
+def layer_page(config, name: str, page: str, environ: Mapping) -> Response:
     """A layer's HTML preview."""
     if name not in config.layers:
         raise NotFound(f"Unknown layer: {name[:64]}")
     layer = config.layers[name]
     if page == "tilejson.json":
-        body = json.dumps(tilejson(layer, name, request.script_name, request.headers)).encode("utf-8")
-        headers = [("Content-Type", "application/json; charset=utf-8")]
+        body = json.dumps(tilejson(layer, name, environ.get("SCRIPT_NAME", ""), environ)).encode("utf-8")
+        fields = [("Content-Type", "application/json; charset=utf-8")]
         if layer.allowed_origin:
-            headers.append(("Access-Control-Allow-Origin", layer.allowed_origin))
-        return Response(200, Headers(headers), body)
+            fields.append(("Access-Control-Allow-Origin", layer.allowed_origin))
+        return Response(200, fields, body)
     from .Preview import preview_html
 
     low, high = layer.zoom_range()
@@ -207,4 +180,4 @@ def layer_page(config, name: str, page: str, request: Request) -> Response:
                         center=(layer.preview_lat, layer.preview_lon),
                         zoom=min(max(layer.preview_zoom, low), high),
                         min_zoom=low, max_zoom=min(high, 22))
-    return Response(200, Headers([("Content-Type", "text/html; charset=utf-8")]), html.encode("utf-8"))
+    return Response(200, [("Content-Type", "text/html; charset=utf-8")], html.encode("utf-8"))

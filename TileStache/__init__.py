@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+from http import HTTPStatus
 from wsgiref.headers import Headers
 
 from . import Config, Core, Web  # noqa: F401  (public modules)
@@ -39,8 +40,8 @@ def requestHandler2(config_hint, path_info: str, query_string: str | None = None
                     script_name: str = "") -> tuple[int, Headers, bytes]:
     """(status, headers, body) for a request path against a config (object, dict or path)."""
     config = parseConfig(config_hint)
-    response = Web.handle(config, Web.Request(path_info, query_string or "", script_name))
-    return response.status, response.headers, response.body
+    response = Web.handle(config, Web.request_environ(path_info, query_string or "", script_name))
+    return response.status, Headers(response.fields), response.body
 
 
 def requestHandler(config_hint, path_info: str, query_string: str | None = None,
@@ -50,9 +51,7 @@ def requestHandler(config_hint, path_info: str, query_string: str | None = None,
     return headers.get("Content-Type"), body
 
 
-STATUS_TEXT = {200: "OK", 302: "Found", 304: "Not Modified", 400: "Bad Request", 404: "Not Found",
-               405: "Method Not Allowed", 414: "URI Too Long", 500: "Internal Server Error",
-               502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in HTTPStatus}
 
 
 class WSGITileServer:
@@ -90,20 +89,13 @@ class WSGITileServer:
 
     def __call__(self, environ: dict, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
-            response = Web.text_response(405, "Only GET and HEAD", [("Allow", "GET, HEAD")])
+        if method == "GET" or method == "HEAD":
+            response = Web.handle(self._current_config() if self.autoreload else self.config, environ)
         else:
-            request = Web.Request(
-                path_info=environ.get("PATH_INFO", "") or "/",
-                query_string=environ.get("QUERY_STRING", ""),
-                script_name=environ.get("SCRIPT_NAME", ""),
-                headers=Web.EnvironHeaders(environ),
-            )
-            response = Web.handle(self._current_config(), request)
-        fields = response.headers.items()  # a fresh list: Content-Length was never set before
+            response = Web.text_response(405, "Only GET and HEAD", [("Allow", "GET, HEAD")])
+        fields = response.fields  # this response's own list, never sent before: append, don't replace
         fields.append(("Content-Length", str(len(response.body))))
-        status = f"{response.status} {STATUS_TEXT.get(response.status, 'Unknown')}"
-        start_response(status, fields)
+        start_response(STATUS_LINES.get(response.status) or f"{response.status} Unknown", fields)
         return [] if method == "HEAD" else [response.body]
 
 
