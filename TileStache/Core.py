@@ -158,11 +158,8 @@ def _http_date_of_second(whole: int) -> str:
 
 
 def http_date(seconds: float) -> str:
-    """An HTTP date for epoch seconds, as email.utils.formatdate writes it with usegmt, but faster."""
-    whole = math.floor(seconds)
-    if (seconds - whole) * 1e6 >= 999999.5:  # formatdate rounds to microseconds (half to even) first
-        whole += 1
-    return _http_date_of_second(whole)
+    """An HTTP date for epoch seconds, truncated to the second as file servers do (what formatdate writes, faster)."""
+    return _http_date_of_second(math.floor(seconds))
 
 
 class Layer:
