@@ -98,15 +98,14 @@ class Test:
 
 def disk_path(layout: str, layer_name: str, coord, extension: str) -> str:
     """Relative path of a tile in a Disk cache for a layout: safe, portable or quadtile."""
-    z, x, y = int(coord.zoom), int(coord.column), int(coord.row)
-    if layout == "portable":
-        return f"{layer_name}/{z}/{x}/{y}.{extension}"
+    if layout == "portable":  # %d also writes whole floats (3.0) as integers
+        return "%s/%d/%d/%d.%s" % (layer_name, coord.zoom, coord.column, coord.row, extension)
     if layout == "quadtile":
-        quadkey = "0" + toMicrosoft(x, y, z)
+        quadkey = "0" + toMicrosoft(int(coord.column), int(coord.row), int(coord.zoom))
         parts = [quadkey[i:i + 3] for i in range(0, len(quadkey), 3)]
         return "/".join([layer_name, *parts[:-1], f"{parts[-1]}.{extension}"])
-    xs, ys = f"{x:06d}", f"{y:06d}"
-    return f"{layer_name}/{z}/{xs[:3]}/{xs[3:]}/{ys[:3]}/{ys[3:]}.{extension}"
+    xs, ys = "%06d" % coord.column, "%06d" % coord.row
+    return "%s/%d/%s/%s/%s/%s.%s" % (layer_name, coord.zoom, xs[:3], xs[3:], ys[:3], ys[3:], extension)
 
 
 DISK_LAYOUTS = ("safe", "portable", "quadtile")

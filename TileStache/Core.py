@@ -333,20 +333,21 @@ class Layer:
             finally:
                 cache.unlock(self, lock_coord, format)
 
-        body = entry.body
-        if entry.encoding == "gzip":
+        body, modified, encoding, etag = entry
+        if encoding == "gzip":
             if accept_gzip:
                 fields.append(("Content-Encoding", "gzip"))
             else:
-                body = entry_bytes(entry)
-        if entry.encoding or is_json:
+                body, etag = entry_bytes(entry), None  # the stored validator is the gzipped bytes'
+        if encoding or is_json:
             fields.append(("Vary", "Accept-Encoding"))
-        fields.append(("ETag", entry.etag if entry.etag and body is entry.body else etag_for(body)))
-        if entry.modified is not None:
-            fields.append(("Last-Modified", http_date(entry.modified)))
-        if self.max_cache_age is not None:
-            fields.append(("Cache-Control", f"public, max-age={int(self.max_cache_age)}"))
-            fields.append(("Expires", http_date(time.time() + int(self.max_cache_age))))
+        fields.append(("ETag", etag or etag_for(body)))
+        if modified is not None:
+            fields.append(("Last-Modified", http_date(modified)))
+        max_age = self.max_cache_age
+        if max_age is not None:
+            fields.append(("Cache-Control", f"public, max-age={int(max_age)}"))
+            fields.append(("Expires", http_date(time.time() + int(max_age))))
         return TileResult(200, fields, body)
 
     def empty_tile(self, format: str, mimetype: str) -> bytes:
