@@ -25,6 +25,7 @@ need_tools() {  # gunicorn from the venv's pip, the other commands (wrk, nginx) 
     for tool in "$@"; do
         case "$tool" in
             wrk) command -v wrk >/dev/null || missing_apt+=(wrk) ;;
+            valgrind) command -v valgrind >/dev/null || missing_apt+=(valgrind) ;;
             nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing_apt+=(nginx-light) ;;
         esac
     done
@@ -118,12 +119,18 @@ load() {  # name port urls results: warm up, then one measured wrk run; its BENC
 }
 
 measure() {  # urls results name=port ...: load every server in turn, ROUNDS times
-    local round pair urls="$1" results="$2"
+    # Odd rounds go through the servers in the given order, even rounds in reverse, so a
+    # server's place in the sequence (what ran just before it) does not favour it.
+    local round pair urls="$1" results="$2" forward reversed=()
     shift 2
+    forward=("$@")
+    for pair in "$@"; do reversed=("$pair" "${reversed[@]}"); done
     : >"$results"
     for round in $(seq 1 "$ROUNDS"); do
         echo "round $round of $ROUNDS" >&2
-        for pair in "$@"; do
+        local order=("${forward[@]}")
+        [ $((round % 2)) -eq 0 ] && order=("${reversed[@]}")
+        for pair in "${order[@]}"; do
             load "${pair%%=*}" "${pair#*=}" "$urls" "$results"
         done
     done

@@ -10,6 +10,8 @@
                                                   on SIGTERM
     python serve_tools.py table RESULTS [TOP/BOTTOM[=TARGET] ...]
                                                   the table and ratios from "name BENCH ..." lines
+    python serve_tools.py hit PORT URLFILE N      N GETs of random listed URLs, one connection each,
+                                                  each answered 200
 """
 from __future__ import annotations
 
@@ -196,6 +198,24 @@ def table(path: str, ratios=SERVE_RATIOS) -> str:
     return "\n".join(lines)
 
 
+def hit(port: str, url_file: str, count: str) -> None:
+    """Send count GET requests for random URLs of a list, one connection each (like wrk to gunicorn)."""
+    import http.client
+    import random
+
+    with open(url_file) as file:
+        paths = [line.strip() for line in file if line.strip()]
+    choose = random.Random(42).choice
+    for _ in range(int(count)):
+        connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
+        connection.request("GET", choose(paths))
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        if response.status != 200:
+            raise SystemExit(f"HTTP {response.status} from port {port}")
+
+
 def main(argv: list[str]) -> None:
     """Dispatch the subcommands listed in the module docstring."""
     command, *args = argv
@@ -207,6 +227,8 @@ def main(argv: list[str]) -> None:
         print(" ".join(map(str, free_ports(int(args[0])))))
     elif command == "services":
         run_services(*args)
+    elif command == "hit":
+        hit(*args)
     elif command == "table":
         print(table(args[0], [parse_ratio(a) for a in args[1:]] or SERVE_RATIOS))
     else:
