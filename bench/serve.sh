@@ -5,10 +5,11 @@
 #
 #   bash bench/serve.sh [DURATION_SECONDS]     (or DURATION=30 bash bench/serve.sh)
 #
-# Environment: DURATION (15), WARMUP (3), CONNECTIONS (8), WORKERS (2),
-# ROUNDS (2: the four servers are loaded in turn ROUNDS times and each one's
-# best round is reported, so a burst of load from elsewhere on the machine
-# does not decide a ratio), KEEP_TMP=1 keeps the temporary folder.
+# Environment: DURATION (10), WARMUP (3), CONNECTIONS (8), WORKERS (2),
+# ROUNDS (6: the four servers are loaded in turn ROUNDS times, every other
+# round in reverse order; a ratio's verdict is the median of its same-round
+# ratios, so a burst of load from elsewhere on the machine does not decide it),
+# KEEP_TMP=1 keeps the temporary folder.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/serve_common.sh"

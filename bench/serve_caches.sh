@@ -7,8 +7,8 @@
 #
 #   bash bench/serve_caches.sh [DURATION_SECONDS]   (or DURATION=30 bash bench/serve_caches.sh)
 #
-# Environment: DURATION (15), WARMUP (3), CONNECTIONS (8), WORKERS (2),
-# ROUNDS (2: servers loaded in turn ROUNDS times, each one's best round kept),
+# Environment: DURATION (10), WARMUP (3), CONNECTIONS (8), WORKERS (2),
+# ROUNDS (6: servers loaded in turn ROUNDS times, each one's best round kept),
 # KEEP_TMP=1 keeps the temporary folder. memcached and redis-server are
 # started on free loopback ports by tests/services.py and stopped on exit.
 set -euo pipefail

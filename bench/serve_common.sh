@@ -9,11 +9,11 @@
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$REPO/bench"
 PY="${PYTHON:-$REPO/.venv/bin/python}"
-DURATION="${1:-${DURATION:-15}}"
+DURATION="${1:-${DURATION:-10}}"
 WARMUP="${WARMUP:-3}"
 CONNECTIONS="${CONNECTIONS:-8}"
 WORKERS="${WORKERS:-2}"
-ROUNDS="${ROUNDS:-2}"
+ROUNDS="${ROUNDS:-6}"
 SCRIPT="$(basename "$0")"
 
 need_tools() {  # gunicorn from the venv's pip, the other commands (wrk, nginx) from apt
