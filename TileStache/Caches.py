@@ -175,7 +175,9 @@ class Disk:
 
     def read_entry(self, layer, coord, format) -> CacheEntry | None:
         """The stored file, its modification time, and "gzip" if stored compressed."""
-        path = self._filepath(layer, coord, format)
+        return self._read_path(self._filepath(layer, coord, format), layer, coord, format)
+
+    def _read_path(self, path: str, layer, coord, format) -> CacheEntry | None:
         # Bare system calls (open, fstat, read, close): a buffered file object would fstat
         # twice more and copy through its buffer, which is a third of a small tile's read time.
         try:
@@ -197,7 +199,7 @@ class Disk:
             return None
         # Like a static file server's: modification time and size, so a hit needs no hashing.
         etag = '"%x-%x"' % (stat.st_mtime_ns, stat.st_size)
-        return CacheEntry(body, stat.st_mtime, "gzip" if path.endswith(".gz") else None, etag)
+        return CacheEntry(body, stat.st_mtime, "gzip" if self._is_gzipped(path) else None, etag)
 
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes (decompressed), or None."""

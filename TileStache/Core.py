@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # Deepest zoom a layer serves when its bounds say nothing else.
 MAX_ZOOM = 31
 
-# Formats whose responses vary with Accept-Encoding (stored gzipped by Disk caches by default).
+# Formats whose responses vary with Accept-Encoding (caches may store them gzipped).
 JSON_FORMATS = ("JSON", "GEOJSON", "TOPOJSON", "ARCJSON")
 
 
@@ -219,17 +219,17 @@ class Layer:
 
     def tile_type(self, extension: str) -> tuple[str, str]:
         """getTypeByExtension, remembered per extension for the current provider."""
+        _, mimetype, format, _ = self._known_type(extension)
+        return mimetype, format
+
+    def _known_type(self, extension: str) -> tuple:
+        """(provider, MIME type, format, is JSON) of an extension, remembered for the current provider."""
         known = self._types.get(extension)
         if known is None or known[0] is not self.provider:
-            known = self._remember_type(extension)
-        return known[1], known[2]
-
-    def _remember_type(self, extension: str) -> tuple:
-        """(provider, MIME type, format, is JSON) of an extension, kept for tile_type."""
-        mimetype, format = self.getTypeByExtension(extension)
-        known = (self.provider, mimetype, format, format.upper() in JSON_FORMATS)
-        if len(self._types) < 64:  # extensions come from URLs: keep the memo small
-            self._types[extension] = known
+            mimetype, format = self.getTypeByExtension(extension)
+            known = (self.provider, mimetype, format, format.upper() in JSON_FORMATS)
+            if len(self._types) < 64:  # extensions come from URLs: keep the memo small
+                self._types[extension] = known
         return known
 
     def encoder_options(self, format: str) -> dict:
@@ -296,10 +296,7 @@ class Layer:
     def tile_response(self, coord, extension: str, ignore_cached: bool = False,
                       accept_gzip: bool = False) -> TileResult:
         """As getTileResponse; with accept_gzip a gzip-stored tile is returned still compressed."""
-        known = self._types.get(extension)  # tile_type, spelled out: this is every request's path
-        if known is None or known[0] is not self.provider:
-            known = self._remember_type(extension)
-        _, mimetype, format, is_json = known
+        _, mimetype, format, is_json = self._known_type(extension)
         # Each header is added once, so appending is enough (no name to replace).
         fields = [("Content-Type", mimetype)]
         if self.allowed_origin:
