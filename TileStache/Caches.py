@@ -16,6 +16,7 @@ their own and are imported only when a configuration names them.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib
 import logging
@@ -38,6 +39,10 @@ class CacheEntry(NamedTuple):
     modified: float | None = None
     encoding: str | None = None  # "gzip" when body is gzip-compressed
     etag: str | None = None  # a validator the cache knows without hashing the body (quoted)
+
+
+# A CacheEntry made without its Python-level __new__ (one less call on every cache hit).
+_new_entry = functools.partial(tuple.__new__, CacheEntry)
 
 
 def read_entry(cache: object, layer: object, coord: object, format: str) -> CacheEntry | None:
@@ -96,10 +101,15 @@ class Test:
         self._say("save", layer, coord, format)
 
 
+def portable_template(layer_name: str, extension: str) -> str:
+    """The ``portable`` layout's relative path with %d for zoom, column and row."""
+    return "%s/%%d/%%d/%%d.%s" % (layer_name.replace("%", "%%"), extension.replace("%", "%%"))
+
+
 def disk_path(layout: str, layer_name: str, coord, extension: str) -> str:
     """Relative path of a tile in a Disk cache for a layout: safe, portable or quadtile."""
     if layout == "portable":  # %d also writes whole floats (3.0) as integers
-        return "%s/%d/%d/%d.%s" % (layer_name, coord.zoom, coord.column, coord.row, extension)
+        return portable_template(layer_name, extension) % (coord.zoom, coord.column, coord.row)
     if layout == "quadtile":
         quadkey = "0" + toMicrosoft(int(coord.column), int(coord.row), int(coord.zoom))
         parts = [quadkey[i:i + 3] for i in range(0, len(quadkey), 3)]
@@ -130,17 +140,29 @@ class Disk:
         self.umask = int(umask, 8) if isinstance(umask, str) else int(umask)
         self.dirs = dirs
         self.gzip = [str(ext).lower() for ext in gzip]
-        self._suffixes: dict[str, str] = {}  # format -> file name ending (".png", ".json.gz")
+        # (layer, format) -> (portable path template or None, layer name, file name ending)
+        self._places: dict[tuple, tuple[str | None, str, str]] = {}
 
     def _filepath(self, layer, coord, format) -> str:
-        suffix = self._suffixes.get(format)
-        if suffix is None:
-            ext = tile_extension(format)
-            suffix = self._suffixes[format] = ext + ".gz" if ext in self.gzip else ext
-        return f"{self.cachepath}/{disk_path(self.dirs, layer.name(), coord, suffix)}"
+        place = self._places.get((layer, format))
+        if place is None:
+            place = self._place(layer, format)
+        template, name, suffix = place
+        if template is not None:
+            return template % (coord.zoom, coord.column, coord.row)
+        return f"{self.cachepath}/{disk_path(self.dirs, name, coord, suffix)}"
 
-    def _is_gzipped(self, path: str) -> bool:
-        return path.endswith(".gz")
+    def _place(self, layer, format) -> tuple[str | None, str, str]:
+        ext = tile_extension(format)
+        suffix = ext + ".gz" if ext in self.gzip else ext
+        name = str(layer.name())
+        template = None
+        if self.dirs == "portable":  # one string format per tile, the common layout's hit path
+            template = self.cachepath.replace("%", "%%") + "/" + portable_template(name, suffix)
+        if len(self._places) >= 256:  # layers made on the fly must not grow it forever
+            self._places.clear()
+        place = self._places[(layer, format)] = (template, name, suffix)
+        return place
 
     def lock(self, layer, coord, format) -> None:
         """Make a lock directory beside the tile, breaking one older than the layer's stale lock timeout."""
@@ -199,7 +221,7 @@ class Disk:
             return None
         # Like a static file server's: modification time and size, so a hit needs no hashing.
         etag = '"%x-%x"' % (stat.st_mtime_ns, stat.st_size)
-        return CacheEntry(body, stat.st_mtime, "gzip" if self._is_gzipped(path) else None, etag)
+        return _new_entry((body, stat.st_mtime, "gzip" if path.endswith(".gz") else None, etag))
 
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes (decompressed), or None."""
@@ -208,7 +230,7 @@ class Disk:
     def save(self, body: bytes, layer, coord, format) -> None:
         """Write the tile to a temporary file beside it, then rename it into place."""
         path = self._filepath(layer, coord, format)
-        if self._is_gzipped(path):
+        if path.endswith(".gz"):
             body = gzip.compress(body, compresslevel=6, mtime=0)
         folder = os.path.dirname(path)
         os.makedirs(folder, mode=0o777 & ~self.umask, exist_ok=True)

@@ -11,7 +11,6 @@ import functools
 import inspect
 import io
 import logging
-import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -151,15 +150,22 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 @functools.lru_cache(maxsize=4096)
-def _http_date_of_second(whole: int) -> str:
+def http_date_of_second(whole: int) -> str:
+    """The HTTP date of a whole epoch second (what formatdate writes, remembered per second)."""
     t = time.gmtime(whole)
     return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (_WEEKDAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1],
                                                     t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 def http_date(seconds: float) -> str:
-    """An HTTP date for epoch seconds, truncated to the second as file servers do (what formatdate writes, faster)."""
-    return _http_date_of_second(math.floor(seconds))
+    """An HTTP date for epoch seconds, truncated to the second as file servers do."""
+    return http_date_of_second(seconds // 1)
+
+
+@functools.lru_cache(maxsize=64)
+def freshness_fields(max_age: int, now: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Cache-Control and Expires header fields for a maximum age at a whole epoch second."""
+    return ("Cache-Control", f"public, max-age={max_age}"), ("Expires", http_date_of_second(now + max_age))
 
 
 class Layer:
@@ -296,7 +302,10 @@ class Layer:
     def tile_response(self, coord, extension: str, ignore_cached: bool = False,
                       accept_gzip: bool = False) -> TileResult:
         """As getTileResponse; with accept_gzip a gzip-stored tile is returned still compressed."""
-        _, mimetype, format, is_json = self._known_type(extension)
+        known = self._types.get(extension)  # _known_type's memo, looked up here: this runs on every hit
+        if known is None or known[0] is not self.provider:
+            known = self._known_type(extension)
+        _, mimetype, format, is_json = known
         # Each header is added once, so appending is enough (no name to replace).
         fields = [("Content-Type", mimetype)]
         if self.allowed_origin:
@@ -340,11 +349,9 @@ class Layer:
             fields.append(("Vary", "Accept-Encoding"))
         fields.append(("ETag", etag or etag_for(body)))
         if modified is not None:
-            fields.append(("Last-Modified", http_date(modified)))
-        max_age = self.max_cache_age
-        if max_age is not None:
-            fields.append(("Cache-Control", f"public, max-age={int(max_age)}"))
-            fields.append(("Expires", http_date(time.time() + int(max_age))))
+            fields.append(("Last-Modified", http_date_of_second(modified // 1)))
+        if self.max_cache_age is not None:
+            fields += freshness_fields(int(self.max_cache_age), int(time.time()))
         return TileResult(200, fields, body)
 
     def empty_tile(self, format: str, mimetype: str) -> bytes:

@@ -112,7 +112,9 @@ def route(config, environ: Mapping) -> Response:
             response.body = b"%s(%s)" % (callback.encode("ascii"), response.body)
             headers["Content-Type"] = "application/javascript; charset=utf-8"
             del headers["ETag"]
-    return conditional(response, environ)
+    if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+        return conditional(response, environ)
+    return response
 
 
 def jsonp_callback(query_string: str) -> str | None:

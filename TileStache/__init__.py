@@ -90,7 +90,7 @@ class WSGITileServer:
     def __call__(self, environ: dict, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET" or method == "HEAD":
-            response = Web.handle(self._current_config(), environ)
+            response = Web.handle(self._current_config() if self.autoreload else self.config, environ)
         else:
             response = Web.text_response(405, "Only GET and HEAD", [("Allow", "GET, HEAD")])
         fields = response.fields  # this response's own list, never sent before: append, don't replace

@@ -61,6 +61,14 @@ def test_disk_save_read_remove(tmp_path):
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
+def test_disk_portable_path_in_a_folder_named_with_percent_signs(tmp_path):
+    folder = tmp_path / "100%d%s"
+    cache, layer = layer_with(tmp_path, {"name": "Disk", "path": str(folder), "dirs": "portable"})
+    cache.save(b"tile", layer, Coordinate(5.0, 4.0, 3.0), "PNG")  # whole floats, as scripts pass them
+    assert (folder / "roads/3/4/5.png").read_bytes() == b"tile"
+    assert cache.read(layer, Coordinate(5, 4, 3), "PNG") == b"tile"
+
+
 def test_disk_jpeg_extension_is_jpg(tmp_path):
     cache, layer = layer_with(tmp_path, {"name": "Disk", "path": str(tmp_path), "dirs": "portable"})
     cache.save(b"x", layer, Coordinate(1, 2, 3), "JPEG")
