@@ -53,8 +53,10 @@ def test_cached_tiles_carry_last_modified(s3_server, tmp_path):
 
 def test_cache_lifespan_from_last_modified(s3_server, tmp_path):
     log = tmp_path / "renders.log"
-    config = make_config(cache_spec(s3_server), log, lifespan=1)
-    assert_expires(config, log, wait=2.1)  # LastModified has whole seconds
+    # LastModified has whole seconds: a tile written late in a second looks up to 1 s older at once,
+    # so a 1 s lifespan could expire it before the second read; 2 s cannot.
+    config = make_config(cache_spec(s3_server), log, lifespan=2)
+    assert_expires(config, log, wait=3.1)
 
 
 def test_one_render_across_processes_and_no_lock_left(s3_server, tmp_path):
