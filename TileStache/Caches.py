@@ -197,7 +197,9 @@ class Disk:
 
     def read_entry(self, layer, coord, format) -> CacheEntry | None:
         """The stored file, its modification time, and "gzip" if stored compressed."""
-        path = self._filepath(layer, coord, format)
+        return self._read_path(self._filepath(layer, coord, format), layer, coord, format)
+
+    def _read_path(self, path: str, layer, coord, format) -> CacheEntry | None:
         # Bare system calls (open, fstat, read, close): a buffered file object would fstat
         # twice more and copy through its buffer, which is a third of a small tile's read time.
         try:

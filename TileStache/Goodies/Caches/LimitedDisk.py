@@ -62,9 +62,10 @@ class Cache(Disk):
 
     def read_entry(self, layer, coord, format) -> CacheEntry | None:
         """As Disk, and the tile counts as just used."""
-        entry = super().read_entry(layer, coord, format)
+        path = self._filepath(layer, coord, format)
+        entry = self._read_path(path, layer, coord, format)
         if entry is not None:
-            self._touch(self._filepath(layer, coord, format))
+            self._touch(path)
         return entry
 
     def _touch(self, path: str) -> None:
