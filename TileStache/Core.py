@@ -200,7 +200,7 @@ class Layer:
         self.webp_options: dict = {}
         self.pixel_effect = None
         self._name: str | None = None
-        self._types: dict[str, tuple] = {}  # extension -> (provider, MIME type, format, is JSON), see tile_type
+        self._types: dict[str, tuple] = {}  # extension -> (provider, MIME type, format, is JSON), see _learn_type
         self._grids: dict[int, tuple[int, int]] = {}  # zoom -> (columns, rows) of the world
 
     # -- identity and formats ------------------------------------------------
@@ -223,19 +223,12 @@ class Layer:
             return Formats.IMAGE_TYPES[ext]
         raise BadRequest(f"Unsupported tile format: {extension}")
 
-    def tile_type(self, extension: str) -> tuple[str, str]:
-        """getTypeByExtension, remembered per extension for the current provider."""
-        _, mimetype, format, _ = self._known_type(extension)
-        return mimetype, format
-
-    def _known_type(self, extension: str) -> tuple:
+    def _learn_type(self, extension: str) -> tuple:
         """(provider, MIME type, format, is JSON) of an extension, remembered for the current provider."""
-        known = self._types.get(extension)
-        if known is None or known[0] is not self.provider:
-            mimetype, format = self.getTypeByExtension(extension)
-            known = (self.provider, mimetype, format, format.upper() in JSON_FORMATS)
-            if len(self._types) < 64:  # extensions come from URLs: keep the memo small
-                self._types[extension] = known
+        mimetype, format = self.getTypeByExtension(extension)
+        known = (self.provider, mimetype, format, format.upper() in JSON_FORMATS)
+        if len(self._types) < 64:  # extensions come from URLs: keep the memo small
+            self._types[extension] = known
         return known
 
     def encoder_options(self, format: str) -> dict:
@@ -302,9 +295,9 @@ class Layer:
     def tile_response(self, coord, extension: str, ignore_cached: bool = False,
                       accept_gzip: bool = False) -> TileResult:
         """As getTileResponse; with accept_gzip a gzip-stored tile is returned still compressed."""
-        known = self._types.get(extension)  # _known_type's memo, looked up here: this runs on every hit
-        if known is None or known[0] is not self.provider:
-            known = self._known_type(extension)
+        known = self._types.get(extension)
+        if known is None or known[0] is not self.provider:  # not seen yet, or the provider was replaced
+            known = self._learn_type(extension)
         _, mimetype, format, is_json = known
         # Each header is added once, so appending is enough (no name to replace).
         fields = [("Content-Type", mimetype)]

@@ -103,7 +103,7 @@ def route(config, environ: Mapping) -> Response:
     accept_gzip = callback is None and "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
     response = layer.tile_response(coord, extension, accept_gzip=accept_gzip)
     if response.left_behind:  # over HTTP a tile the provider won't keep is "not here"
-        mimetype, format = layer.tile_type(extension)
+        mimetype, format = layer.getTypeByExtension(extension)
         response.status, response.body = 404, layer.empty_tile(format, mimetype)
 
     if callback is not None:

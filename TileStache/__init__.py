@@ -74,23 +74,23 @@ class WSGITileServer:
         except OSError:
             return None
 
-    def _current_config(self) -> Config.Configuration:
-        if self.autoreload:
-            mtime = self._config_mtime()
-            if mtime != self._mtime:
-                with self._reload_lock:
-                    if mtime != self._mtime:
-                        try:
-                            self.config = parseConfig(self.config_path)
-                        except ConfigError:
-                            log.exception("Keeping the previous configuration")
-                        self._mtime = mtime
+    def _reloaded_config(self) -> Config.Configuration:
+        """The configuration, re-read first when its file changed (used with autoreload)."""
+        mtime = self._config_mtime()
+        if mtime != self._mtime:
+            with self._reload_lock:
+                if mtime != self._mtime:
+                    try:
+                        self.config = parseConfig(self.config_path)
+                    except ConfigError:
+                        log.exception("Keeping the previous configuration")
+                    self._mtime = mtime
         return self.config
 
     def __call__(self, environ: dict, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET" or method == "HEAD":
-            response = Web.handle(self._current_config() if self.autoreload else self.config, environ)
+            response = Web.handle(self._reloaded_config() if self.autoreload else self.config, environ)
         else:
             response = Web.text_response(405, "Only GET and HEAD", [("Allow", "GET, HEAD")])
         fields = response.fields  # this response's own list, never sent before: append, don't replace
