@@ -3,13 +3,19 @@
 # minimal WSGI file server (same gunicorn settings), plain nginx on the same
 # files, and the nginx try_files recipe of docs/nginx.conf.example.
 #
-#   bash bench/serve.sh [DURATION_SECONDS]     (or DURATION=30 bash bench/serve.sh)
+#   bash bench/serve.sh [DURATION_SECONDS]     (or DURATION=10 bash bench/serve.sh)
 #
-# Environment: DURATION (10), WARMUP (3), CONNECTIONS (8), WORKERS (2),
-# ROUNDS (6: the four servers are loaded in turn ROUNDS times, every other
-# round in reverse order; a ratio's verdict is the median of its same-round
-# ratios, so a burst of load from elsewhere on the machine does not decide it),
-# KEEP_TMP=1 keeps the temporary folder.
+# Two blocks of paired rounds, each pair's ratio taken within its round:
+#   1. tilestache vs minimal, PAIRS rounds (20) in the order A B, B A, A B, ...
+#      The verdict is the median of those same-round ratios, printed with a
+#      95 % confidence interval: single rounds on a shared 2-core machine swing
+#      by +-10 %, so only many short pairs pin the ratio down.
+#   2. nginx vs recipe, NGINX_ROUNDS rounds (4), the same way. nginx answers
+#      ten times as many requests per second, so it runs in a block of its own
+#      instead of between the two Python servers.
+# Environment: DURATION (5 s measured per load), WARMUP (1 s before each),
+# CONNECTIONS (8), WORKERS (2), PAIRS, NGINX_ROUNDS, KEEP_TMP=1 keeps the
+# temporary folder.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/serve_common.sh"
@@ -44,5 +50,7 @@ done
 
 # --- 3. load ----------------------------------------------------------------
 RESULTS="$TMP/results.txt"
-measure "$URLS" "$RESULTS" tilestache="$TS_PORT" minimal="$MIN_PORT" nginx="$PLAIN_PORT" recipe="$RECIPE_PORT"
+: >"$RESULTS"
+measure "$URLS" "$RESULTS" 1 "${PAIRS:-20}" tilestache="$TS_PORT" minimal="$MIN_PORT"
+measure "$URLS" "$RESULTS" 2 "${NGINX_ROUNDS:-4}" nginx="$PLAIN_PORT" recipe="$RECIPE_PORT"
 report "$URLS" "$RESULTS" "nginx worker_processes 2"

@@ -7,7 +7,7 @@
 #
 #   bash bench/serve_caches.sh [DURATION_SECONDS]   (or DURATION=30 bash bench/serve_caches.sh)
 #
-# Environment: DURATION (10), WARMUP (3), CONNECTIONS (8), WORKERS (2),
+# Environment: DURATION (5), WARMUP (1), CONNECTIONS (8), WORKERS (2),
 # ROUNDS (6: servers loaded in turn ROUNDS times, each one's best round kept),
 # KEEP_TMP=1 keeps the temporary folder. memcached and redis-server are
 # started on free loopback ports by tests/services.py and stopped on exit.
@@ -54,7 +54,7 @@ done
 
 # --- 3. load ----------------------------------------------------------------
 RESULTS="$TMP/results.txt"
-measure "$URLS" "$RESULTS" disk="${PORT[disk]}" memcache="${PORT[memcache]}" redis="${PORT[redis]}" \
+measure "$URLS" "$RESULTS" 1 "$ROUNDS" disk="${PORT[disk]}" memcache="${PORT[memcache]}" redis="${PORT[redis]}" \
     minimal="${PORT[minimal]}"
 report "$URLS" "$RESULTS" "memcached -m 64, redis-server without persistence" \
     disk/minimal memcache/disk redis/disk memcache/minimal redis/minimal

@@ -3,14 +3,16 @@
 # pid on exit, and one wrk load of a server.
 #
 # Provides REPO, BENCH, PY (the venv's python, or $PYTHON), DURATION (the
-# script's first argument, else $DURATION, else 15), TMP, PIDS, GUNICORN, NGINX,
-# need_tools, wait_for_port, start_gunicorn, check_png, load, measure, report.
+# script's first argument, else $DURATION, else 5 seconds per measured load),
+# WARMUP (1 second before each), CONNECTIONS, WORKERS, ROUNDS, TMP, PIDS,
+# GUNICORN, NGINX, need_tools, wait_for_port, start_gunicorn, check_png, load,
+# measure, report.
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$REPO/bench"
 PY="${PYTHON:-$REPO/.venv/bin/python}"
-DURATION="${1:-${DURATION:-10}}"
-WARMUP="${WARMUP:-3}"
+DURATION="${1:-${DURATION:-5}}"
+WARMUP="${WARMUP:-1}"
 CONNECTIONS="${CONNECTIONS:-8}"
 WORKERS="${WORKERS:-2}"
 ROUNDS="${ROUNDS:-6}"
@@ -103,7 +105,7 @@ server_cpu_ticks() {  # name: CPU clock ticks used so far by a gunicorn server's
     echo "$ticks"
 }
 
-load() {  # name port urls results: warm up, then one measured wrk run; its BENCH line goes to results
+load() {  # name port urls results block round: warm up, then one measured wrk run; its BENCH line goes to results
     local before after line requests
     echo "wrk $1: ${WARMUP}s warm-up, ${DURATION}s measured ..." >&2
     wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$BENCH/urls.lua" "http://127.0.0.1:$2" -- "$3" 7 >/dev/null
@@ -115,31 +117,32 @@ load() {  # name port urls results: warm up, then one measured wrk run; its BENC
     if [ "$after" -gt "$before" ] && [ "$requests" -gt 0 ]; then  # worker CPU per request, in microseconds
         line="$line cpu_us=$(( (after - before) * 1000000 / $(getconf CLK_TCK) / requests ))"
     fi
-    echo "$1 $line" >>"$4"
+    echo "$1 $line block=$5 round=$6" >>"$4"
 }
 
-measure() {  # urls results name=port ...: load every server in turn, ROUNDS times
-    # Odd rounds go through the servers in the given order, even rounds in reverse, so a
-    # server's place in the sequence (what ran just before it) does not favour it.
-    local round pair urls="$1" results="$2" forward reversed=()
-    shift 2
+measure() {  # urls results block rounds name=port ...: load every server in turn, rounds times
+    # Odd rounds go through the servers in the given order, even rounds in reverse
+    # (A B, B A, A B, ... for two servers), so a server's place in the sequence (what
+    # ran just before it, a slow drift of the machine) does not favour it. Results are
+    # appended, tagged with the block and round, so several blocks can share one file.
+    local round pair urls="$1" results="$2" block="$3" count="$4" forward reversed=()
+    shift 4
     forward=("$@")
     for pair in "$@"; do reversed=("$pair" "${reversed[@]}"); done
-    : >"$results"
-    for round in $(seq 1 "$ROUNDS"); do
-        echo "round $round of $ROUNDS" >&2
+    for round in $(seq 1 "$count"); do
+        echo "block $block, round $round of $count" >&2
         local order=("${forward[@]}")
         [ $((round % 2)) -eq 0 ] && order=("${reversed[@]}")
         for pair in "${order[@]}"; do
-            load "${pair%%=*}" "${pair#*=}" "$urls" "$results"
+            load "${pair%%=*}" "${pair#*=}" "$urls" "$results" "$block" "$round"
         done
     done
 }
 
 report() {  # urls results description [top/bottom[=target] ...]: every round, then the table and ratios
     echo
-    echo "cache hits, $(wc -l <"$1") tiles of zooms 0-5, wrk -t1 -c$CONNECTIONS -d${DURATION}s," \
-         "$ROUNDS rounds, gunicorn $WORKERS sync workers, $3, $(nproc) CPUs," \
+    echo "cache hits, $(wc -l <"$1") tiles of zooms 0-5, wrk -t1 -c$CONNECTIONS -d${DURATION}s" \
+         "(${WARMUP}s warm-up each), gunicorn $WORKERS sync workers, $3, $(nproc) CPUs," \
          "load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "every round:" && sed 's/^/  /' "$2" && echo
     "$PY" "$BENCH/serve_tools.py" table "$2" "${@:4}"

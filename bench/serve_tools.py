@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -131,23 +132,44 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def rounds(path: str, key: str = "rps") -> dict[str, list[float]]:
-    """{name: [value of round 1, round 2, ...]} of one key from lines "name BENCH key=value ..."."""
-    found: dict[str, list[float]] = {}
+def rounds(path: str, key: str = "rps") -> dict[str, dict[tuple[int, int], float]]:
+    """{name: {(block, round): value}} of one key from lines "name BENCH key=value ... block=B round=R"."""
+    found: dict[str, dict[tuple[int, int], float]] = {}
     with open(path) as file:
-        for line in file:
+        for number, line in enumerate(file):
             name, tag, *pairs = line.split()
             values = dict(pair.split("=") for pair in pairs)
             if tag == "BENCH" and key in values:
-                found.setdefault(name, []).append(float(values[key]))
+                when = (int(values.get("block", 0)), int(values.get("round", number)))
+                found.setdefault(name, {})[when] = float(values[key])
     return found
 
 
-def paired_median(path: str, top: str, bottom: str) -> float | None:
-    """The median over rounds of top/bottom req/s measured in the same round (servers load in turn)."""
+def same_round_ratios(path: str, top: str, bottom: str) -> list[float]:
+    """top/bottom req/s for every round in which both were loaded (one after the other)."""
     found = rounds(path)
-    pairs = [t / b for t, b in zip(found.get(top, []), found.get(bottom, []))]
-    return statistics.median(pairs) if pairs else None
+    tops, bottoms = found.get(top, {}), found.get(bottom, {})
+    return [tops[when] / bottoms[when] for when in sorted(tops.keys() & bottoms.keys())]
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval for the median: two order statistics of the sorted values.
+
+    With n values, the median lies below the k-th smallest with probability
+    P(Binomial(n, 1/2) < k); k is the largest rank that keeps both tails within
+    (1 - confidence) / 2. None when n is too small for that confidence.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    tail, k, below = (1 - confidence) / 2, 0, 0.0
+    while k < n // 2:
+        below_next = below + math.comb(n, k) / 2 ** n  # P(Binomial(n, 1/2) <= k)
+        if below_next > tail:
+            break
+        below, k = below_next, k + 1
+    if k == 0:
+        return None
+    return ordered[k - 1], ordered[n - k]
 
 
 def parse_results(path: str) -> dict[str, dict[str, float]]:
@@ -182,19 +204,26 @@ def table(path: str, ratios=SERVE_RATIOS) -> str:
     for name, r in results.items():
         lines.append(f"{name:<12} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
                      f"{r['requests']:>9.0f} {r['errors'] + r['non2xx']:>7.0f}")
-    cpu = {name: statistics.median(values) for name, values in rounds(path, "cpu_us").items()}
+    cpu = {name: statistics.median(values.values()) for name, values in rounds(path, "cpu_us").items()}
     if cpu:
         lines.append("")
         lines.append("worker CPU per request (median over rounds): "
                      + ", ".join(f"{name} {value:.0f} us" for name, value in cpu.items()))
     lines.append("")
     for top, bottom, target in ratios:
-        if top in results and bottom in results:
-            best = results[top]["rps"] / results[bottom]["rps"]
-            paired = paired_median(path, top, bottom)
-            verdict = "" if target is None else f"  (target >= {target:.2f}: {'met' if paired >= target else 'NOT met'})"
-            lines.append(f"{top} / {bottom}: {paired:.3f} median of same-round ratios, "
-                         f"{best:.3f} best round / best round{verdict}")
+        if top not in results or bottom not in results:
+            continue
+        best = results[top]["rps"] / results[bottom]["rps"]
+        paired = same_round_ratios(path, top, bottom)
+        if not paired:  # loaded in different blocks: only their best rounds compare
+            lines.append(f"{top} / {bottom}: {best:.3f} best round / best round")
+            continue
+        median = statistics.median(paired)
+        interval = median_interval(paired)
+        spread = f", 95% CI {interval[0]:.3f}-{interval[1]:.3f}" if interval else ""
+        verdict = "" if target is None else f"  (target >= {target:.2f}: {'met' if median >= target else 'NOT met'})"
+        lines.append(f"{top} / {bottom}: {median:.3f} median of {len(paired)} same-round ratios{spread}, "
+                     f"{best:.3f} best round / best round{verdict}")
     return "\n".join(lines)
 
 
