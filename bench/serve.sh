@@ -50,7 +50,6 @@ done
 
 # --- 3. load ----------------------------------------------------------------
 RESULTS="$TMP/results.txt"
-: >"$RESULTS"
 measure "$URLS" "$RESULTS" 1 "${PAIRS:-20}" tilestache="$TS_PORT" minimal="$MIN_PORT"
 measure "$URLS" "$RESULTS" 2 "${NGINX_ROUNDS:-4}" nginx="$PLAIN_PORT" recipe="$RECIPE_PORT"
 report "$URLS" "$RESULTS" "nginx worker_processes 2"

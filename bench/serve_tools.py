@@ -136,11 +136,11 @@ def rounds(path: str, key: str = "rps") -> dict[str, dict[tuple[int, int], float
     """{name: {(block, round): value}} of one key from lines "name BENCH key=value ... block=B round=R"."""
     found: dict[str, dict[tuple[int, int], float]] = {}
     with open(path) as file:
-        for number, line in enumerate(file):
+        for line in file:
             name, tag, *pairs = line.split()
             values = dict(pair.split("=") for pair in pairs)
             if tag == "BENCH" and key in values:
-                when = (int(values.get("block", 0)), int(values.get("round", number)))
+                when = (int(values["block"]), int(values["round"]))
                 found.setdefault(name, {})[when] = float(values[key])
     return found
 
