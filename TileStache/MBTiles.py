@@ -29,6 +29,8 @@ import time
 import uuid
 import zlib
 
+from ModestMaps.Core import Coordinate
+
 from .Caches import CacheEntry
 from .Config import resolve_path
 from .Errors import BadRequest, ConfigError, KnownUnknown, NoTileLeftBehind
@@ -149,6 +151,33 @@ class Tileset:
         except sqlite3.Error as error:
             raise ConfigError(f"{self.filename} is not a readable MBTiles file: {error}", key=key) from None
         return meta
+
+
+def open_tileset(filename: str) -> Tileset:
+    """An existing MBTiles file opened read-only and checked; ConfigError if it is missing or unreadable."""
+    if not os.path.isfile(filename):
+        raise ConfigError(f"{filename} does not exist", key="tileset")
+    tileset = Tileset(os.fspath(filename), writable=False)
+    tileset.check("tileset")
+    return tileset
+
+
+def tileset_info(filename: str) -> list[str | None] | None:
+    """[name, type, version, description, format, bounds] from a tileset's metadata; None if no file."""
+    if not os.path.isfile(filename):
+        return None
+    meta = open_tileset(filename).metadata()
+    return [meta.get(key) or None for key in ("name", "type", "version", "description", "format", "bounds")]
+
+
+def list_tiles(filename: str) -> list[Coordinate]:
+    """Every tile coordinate stored in a tileset, rows flipped back from TMS, by zoom, column, row."""
+    try:
+        rows = open_tileset(filename).db().execute(
+            "SELECT zoom_level, tile_column, tile_row FROM tiles ORDER BY zoom_level, tile_column, tile_row")
+        return [Coordinate((1 << int(z)) - 1 - int(y), int(x), int(z)) for z, x, y in rows]
+    except sqlite3.Error as error:
+        raise ConfigError(f"{filename} is not a readable MBTiles file: {error}", key="tileset") from None
 
 
 def broken(error: sqlite3.Error) -> KnownUnknown:
@@ -284,10 +313,8 @@ class Provider:
     def __init__(self, layer, tileset: str) -> None:
         dirpath = layer.config.dirpath if layer.config is not None else "."
         filename = resolve_path(dirpath, str(tileset))
-        if not os.path.isfile(filename):
-            raise ConfigError(f"{filename} does not exist", key="tileset")
-        self.tileset = Tileset(filename, writable=False)
-        meta = self.tileset.check("tileset")
+        self.tileset = open_tileset(filename)
+        meta = self.tileset.metadata()
         self.format = tileset_format(meta.get("format", "png"))
         if self.format not in TILESET_TYPES:
             raise ConfigError(f"unsupported MBTiles format {self.format!r}", key="tileset")

@@ -207,7 +207,7 @@ def run_one(kind: str, jobs: int, zooms: list[int], work: str, mapproxy: str | N
                        '"provider": {"name": "mapnik", "mapfile": "%s"}, '
                        '"metatile": {"rows": %d, "columns": %d, "buffer": %d}}}}' % (WORLD, META, META, BUFFER))
         argv = [os.path.join(BIN, "tilestache-seed"), "-q", "-c", cfg, "-l", "world", "-j", str(jobs),
-                *map(str, zooms)]
+                "-b", "-85.0511", "-180", "85.0511", "180", *map(str, zooms)]
     else:
         conf, seed = mapproxy_config(folder, zooms)
         argv = [mapproxy, "-q", "-f", conf, "-s", seed, "-c", str(jobs), "--seed", "world"]

@@ -15,6 +15,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 WORLD_XML = os.path.join(ROOT, "examples", "world.xml")
 BIN = os.path.dirname(sys.executable)
+WORLD = ("-b", -85.0511, -180, 85.0511, 180)  # -b for the whole spherical-mercator world
 
 POLYGONS_XML = """<?xml version="1.0" encoding="utf-8"?>
 <Map srs="epsg:3857" background-color="#a6cbe3">

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-from .. import parseConfig
+from ..Config import buildConfiguration, read_config_file
 from ..Errors import BadRequest, ConfigError
 from ..Geography import grid_size
 from ..Selection import (BBox, SelectionError, bbox_metatiles, bbox_tile_range, check_bbox, check_zooms,
@@ -16,6 +16,11 @@ from ..Selection import (BBox, SelectionError, bbox_metatiles, bbox_tile_range, 
                          world_bbox)
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+# The original's box when -b is not given: West Oakland, California (south west north east).
+DEFAULT_BBOX = BBox(37.777, -122.352, 37.839, -122.226)
+
+log = logging.getLogger("tilestache")
 
 
 class UsageError(Exception):
@@ -28,30 +33,56 @@ def add_config_options(parser: argparse.ArgumentParser, required: bool = True) -
     parser.add_argument("-l", "--layer", required=required, help="layer name in the configuration")
 
 
+def add_include_path_option(parser: argparse.ArgumentParser, short: bool = True) -> None:
+    """-i/--include-path: folders put first on sys.path, so plug-in classes named in a config load."""
+    names = ("-i", "--include-path") if short else ("--include-path",)
+    parser.add_argument(*names, dest="include_path", metavar="DIR[:DIR...]",
+                        help="colon-separated folders to put first on Python's sys.path")
+
+
+def apply_include_path(value: str | None) -> None:
+    """Put each folder of a colon-separated list first on sys.path, in the original's order."""
+    for folder in (value or "").split(":"):
+        if folder:
+            sys.path.insert(0, folder)
+
+
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
     """The options choosing tiles: bbox, padding, tile list, coverage, zoom levels."""
     parser.add_argument("-b", "--bbox", nargs=4, type=float, metavar=("SOUTH", "WEST", "NORTH", "EAST"),
-                        help="bounding box in degrees (default: the whole world)")
+                        help="bounding box in degrees, two opposite corners in either order "
+                             "(default: %s %s %s %s, West Oakland, as the original)" % DEFAULT_BBOX)
     parser.add_argument("-p", "--padding", type=int, default=0,
                         help="extra tiles to add around the bounding box at each zoom (default: 0)")
-    parser.add_argument("-i", "--tile-list", metavar="FILE",
-                        help="file of z/x/y lines to use instead of a bounding box and zooms")
+    parser.add_argument("--tile-list", metavar="FILE",
+                        help="file of z/x/y lines to use instead of the bounding box, padding and zooms")
     parser.add_argument("--coverage", metavar="FILE.geojson",
                         help="only tiles touching the polygons of this GeoJSON file (degrees)")
     parser.add_argument("zooms", nargs="*", type=int, metavar="ZOOM", help="zoom levels")
 
 
-def load_layer(config_path: str, layer_name: str):
-    """(configuration, layer), or UsageError naming a missing config or an unknown layer."""
+def load_config(config_path: str) -> tuple[dict, object]:
+    """(the config's JSON, the Configuration built from it), or UsageError naming the problem."""
     if not os.path.exists(config_path) and "://" not in config_path:
         raise UsageError(f"configuration file {config_path} does not exist")
     try:
-        config = parseConfig(config_path)
+        config_dict, dirpath = read_config_file(config_path)
+        return config_dict, buildConfiguration(config_dict, dirpath)
     except ConfigError as error:
         raise UsageError(f"{config_path}: {error}") from None
+
+
+def unknown_layer(config, layer_name: str, config_path: str) -> UsageError:
+    """The usage error for a layer name the configuration does not have, listing the ones it has."""
+    known = ", ".join(sorted(config.layers)) or "none"
+    return UsageError(f"layer {layer_name!r} is not in {config_path} (layers: {known})")
+
+
+def load_layer(config_path: str, layer_name: str):
+    """(configuration, layer), or UsageError naming a missing config or an unknown layer."""
+    _, config = load_config(config_path)
     if layer_name not in config.layers:
-        known = ", ".join(sorted(config.layers)) or "none"
-        raise UsageError(f"layer {layer_name!r} is not in {config_path} (layers: {known})")
+        raise unknown_layer(config, layer_name, config_path)
     return config, config.layers[layer_name]
 
 
@@ -79,8 +110,10 @@ def parse_selection(args, projection, zoom_range: tuple[int, int]) -> Selection:
         raise UsageError("padding must not be negative")
     try:
         if args.tile_list:
-            if args.bbox or args.zooms or args.coverage:
-                raise UsageError("--tile-list can not be combined with --bbox, --coverage or zoom levels")
+            if args.coverage:
+                raise UsageError("--tile-list can not be combined with --coverage")
+            if args.bbox or args.zooms:
+                log.warning("--tile-list overrides --bbox, --padding and zoom levels")
             try:
                 with open(args.tile_list, encoding="utf-8") as file:
                     coords = parse_tile_list(file, args.tile_list)
@@ -95,11 +128,18 @@ def parse_selection(args, projection, zoom_range: tuple[int, int]) -> Selection:
         if not args.zooms:
             raise UsageError("give at least one zoom level (or --tile-list)")
         zooms = check_zooms(args.zooms, *zoom_range)
-        bbox = check_bbox(projection, BBox(*args.bbox)) if args.bbox else None
         coverage = load_coverage(args.coverage) if args.coverage else None
+        bbox = corners_bbox(args.bbox) if args.bbox else (None if coverage is not None else DEFAULT_BBOX)
+        bbox = check_bbox(projection, bbox) if bbox else None
         return Selection(None, zooms, bbox, args.padding, coverage)
     except SelectionError as error:
         raise UsageError(str(error)) from None
+
+
+def corners_bbox(values) -> BBox:
+    """The box of two opposite corners (lat, lon, lat, lon) given in either order."""
+    lat1, lon1, lat2, lon2 = values
+    return BBox(min(lat1, lat2), min(lon1, lon2), max(lat1, lat2), max(lon1, lon2))
 
 
 def selected_tiles(args, projection, zoom_range: tuple[int, int]) -> Iterable:

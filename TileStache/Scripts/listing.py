@@ -1,25 +1,31 @@
-"""tilestache-list: print the z/x/y of every tile a selection covers."""
+"""tilestache-list: print the z/x/y of every tile a selection covers, or of an MBTiles file's tiles."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from ..Errors import ConfigError
 from ..Geography import SphericalMercator
+from ..MBTiles import list_tiles
 from ..Selection import MAX_ZOOM, tile_name
 from .common import EXIT_OK, UsageError, add_selection_options, load_layer, run, selected_metatiles, selected_tiles
 
 
 def parser() -> argparse.ArgumentParser:
     """Command-line options of tilestache-list."""
-    p = argparse.ArgumentParser(prog="tilestache-list",
+    p = argparse.ArgumentParser(prog="tilestache-list", usage="%(prog)s [options] [zoom...]",
                                 description="Print z/x/y of each tile of a bounding box at zoom levels "
-                                            "(spherical mercator, or a layer's projection and zoom range).",
-                                epilog="example: tilestache-list -b 37.7 -122.5 37.8 -122.3 10 11")
+                                            "(spherical mercator, or a layer's projection and zoom range), "
+                                            "in the form tilestache-seed --tile-list reads.",
+                                epilog="example: tilestache-list -b 52.55 13.28 52.46 13.51 11 12 13")
+    add_selection_options(p)
+    p.add_argument("--from-mbtiles", metavar="FILE",
+                   help="print the tiles stored in this MBTiles file instead (overrides --bbox and --padding)")
     p.add_argument("-c", "--config", help="TileStache configuration file (with --layer)")
     p.add_argument("-l", "--layer", help="use this layer's projection, zoom range and bounds")
     p.add_argument("--metatiles", action="store_true",
                    help="print only the first tile of each of the layer's metatiles")
-    add_selection_options(p)
     return p
 
 
@@ -34,7 +40,14 @@ def _main(argv) -> int:
         raise UsageError("--config and --layer go together")
     if args.metatiles and not args.layer:
         raise UsageError("--metatiles needs --config and --layer")
-    if args.layer:
+    if args.from_mbtiles:
+        if not os.path.isfile(args.from_mbtiles):
+            raise UsageError(f"MBTiles file {args.from_mbtiles} does not exist")
+        try:
+            tiles = list_tiles(args.from_mbtiles)
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+    elif args.layer:
         _, layer = load_layer(args.config, args.layer)
         if args.metatiles:
             tiles = selected_metatiles(args, layer)()

@@ -16,11 +16,16 @@ log = logging.getLogger("tilestache-seed")
 
 
 class Progress:
-    """Counts finished tiles and shows them; call update() per metatile and close() at the end."""
+    """Counts finished tiles and shows them; call update() per metatile (or advance()) and close() at the end.
+
+    ``tile_format`` turns a "z/x/y" name into the progress file's "tile" value,
+    e.g. "osm/{}.png" for the original's "layer/z/x/y.ext".
+    """
 
     def __init__(self, total_tiles: int, quiet: bool = False, progress_file: str | None = None,
-                 log_interval: float = 10.0, stream=None) -> None:
+                 log_interval: float = 10.0, stream=None, tile_format: str = "{}") -> None:
         self.total = total_tiles
+        self.tile_format = tile_format
         self.done = 0
         self.progress_file = progress_file
         self.log_interval = log_interval
@@ -34,16 +39,20 @@ class Progress:
 
     def update(self, outcome: Outcome) -> None:
         """Count a finished metatile."""
-        self.done += outcome.tiles
+        self.advance(outcome.tiles, outcome.first)
+
+    def advance(self, tiles: int, name: str) -> None:
+        """Count finished tiles, the last of them named "z/x/y"."""
+        self.done += tiles
         now = time.monotonic()
         if self.bar is not None:
-            self.bar.update(outcome.tiles)
+            self.bar.update(tiles)
         elif self.logging and now - self.last_log >= self.log_interval:
             self.last_log = now
             log.info("%s", self.line())
         if self.progress_file and now - self.last_file >= 1.0:
             self.last_file = now
-            self.write_file(outcome.first)
+            self.write_file(name)
 
     def line(self) -> str:
         """One line: done/total, percent, tiles per second, time left."""
@@ -55,11 +64,11 @@ class Progress:
         return f"{self.done}/{self.total} tiles ({percent:.1f}%), {rate:.1f} tiles/s, {eta} left"
 
     def write_file(self, last_tile: str | None) -> None:
-        """Write {"tile", "offset", "total"} to the progress file, atomically."""
+        """Write {"tile", "offset", "total"} to the progress file, atomically ("tile" as tile_format)."""
         folder = os.path.dirname(os.path.abspath(self.progress_file))
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".progress-")
         with os.fdopen(fd, "w") as file:
-            json.dump({"tile": last_tile, "offset": self.done, "total": self.total}, file)
+            json.dump({"tile": None if last_tile is None else self.tile_format.format(last_tile), "offset": self.done, "total": self.total}, file)
         os.replace(tmp, self.progress_file)
 
     def close(self, last_tile: str | None = None) -> None:
