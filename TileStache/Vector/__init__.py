@@ -155,19 +155,24 @@ class Provider:
 
     def encode(self, coord, format: str) -> tuple[bytes, bool]:
         """(encoded tile, whether it has no features) for a coordinate in a format."""
-        area = tile_area(self.layer.projection, self.srid, coord)
-        active = [spec for spec in self.layers if spec.serves(area.zoom)]
         if format.upper() in encoders.MVT_FORMATS:
+            area = tile_area(self.layer.projection, self.srid, coord)
+            active = [spec for spec in self.layers if spec.serves(area.zoom)]
             body = b"".join(self._mvt_group(group, area) for group in self._mvt_groups(active))
             return body, not body
-        collections = {}
-        for spec in active:
-            collections[spec.name] = self._json_features(area, spec)
-        if not collections:
-            collections = {spec.name: [] for spec in self.layers[:1]}
-        out_srid = self.srid if any(s.projected for s in self.layers) else 4326
-        body = encoders.encode_json(format, collections, out_srid)
+        collections = self.collections(coord)
+        body = encoders.encode_json(format, collections, self.output_srid())
         return body, not any(collections.values())
+
+    def collections(self, coord) -> dict[str, list]:
+        """The features of a coordinate for the JSON formats, by layer name (one empty layer at least)."""
+        area = tile_area(self.layer.projection, self.srid, coord)
+        collections = {spec.name: self._json_features(area, spec) for spec in self.layers if spec.serves(area.zoom)}
+        return collections or {spec.name: [] for spec in self.layers[:1]}
+
+    def output_srid(self) -> int:
+        """The SRID of JSON output: the layer's when projected, else 4326."""
+        return self.srid if any(s.projected for s in self.layers) else 4326
 
     @staticmethod
     def _mvt_groups(active: list[LayerSpec]) -> list[list[tuple]]:

@@ -49,6 +49,9 @@ TOKENS = {
 CONNECTION_KEYS = ("dbname", "host", "port", "user", "password")
 SOURCE_KEYS = CONNECTION_KEYS + ("table", "query", "srid", "geometry_column", "timeout")
 INTEGER_TYPES = {"int2", "int4", "int8"}
+# Codes spherical mercator had before EPSG:3857: data in them has 3857's coordinates, so it is
+# relabelled (ST_SetSRID), never reprojected (PROJ would treat 900913's sphere as a datum).
+SRID_ALIASES = {900913: 3857, 3785: 3857}
 TEXT_TYPES = {"text", "varchar", "bpchar", "name"}
 
 # -- one connection pool per conninfo, per process ---------------------------
@@ -122,15 +125,24 @@ def escape_user_sql(text: str) -> str:
     return text
 
 
+def to_srid(geometry, from_srid: int, to_srid: int):
+    """SQL of a geometry moved from one SRID to another (relabelled only between SRID_ALIASES)."""
+    from psycopg import sql
+
+    if from_srid == to_srid:
+        return geometry
+    function = "ST_SetSRID" if SRID_ALIASES.get(from_srid, from_srid) == SRID_ALIASES.get(to_srid, to_srid) \
+        else "ST_Transform"
+    return sql.SQL("{}({}, {})").format(sql.SQL(function), geometry, sql.Literal(to_srid))
+
+
 def envelope_sql(srid: int, tile_srid: int, prefix: str):
     """SQL of the (grown) tile envelope, in the data's SRID."""
     from psycopg import sql
 
     box = sql.SQL("ST_MakeEnvelope(%({p}xmin)s, %({p}ymin)s, %({p}xmax)s, %({p}ymax)s, {t})").format(
         p=sql.SQL(prefix), t=sql.Literal(tile_srid))
-    if srid == tile_srid:
-        return box
-    return sql.SQL("ST_Transform({box}, {srid})").format(box=box, srid=sql.Literal(srid))
+    return to_srid(box, tile_srid, srid)
 
 
 class PostGISSource:
@@ -237,8 +249,7 @@ class PostGISSource:
 
         if geom is None:
             geom = sql.SQL("q.{}").format(sql.Identifier(self.geometry_column))
-        if self.srid != self.tile_srid:
-            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(self.tile_srid))
+        geom = to_srid(geom, self.srid, self.tile_srid)
         if spec.simplify:
             geom = sql.SQL("ST_SimplifyPreserveTopology({}, %(tolerance_{})s)").format(geom, sql.SQL(str(spec.index)))
         return geom

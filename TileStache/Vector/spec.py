@@ -50,9 +50,11 @@ class LayerSpec:
     index: int = 0  # position in the provider's layers (names its query parameters)
     label: str = ""  # how log lines name this layer: "<TileStache layer>" or "<TileStache layer>/<name>"
 
+    padding: float = 0.0  # GeoJSON/TopoJSON: pixels (of a 256 px tile) the clipping box exceeds the tile
+
     def clip_grow(self) -> float:
         """How much (as a fraction of the tile width) the clipping box exceeds the tile."""
-        return 0.05 if self.clipped == "padded" else 0.0
+        return 0.05 if self.clipped == "padded" else self.padding / 256
 
     def serves(self, zoom: int) -> bool:
         """True when this layer has features at a zoom."""

@@ -1,0 +1,1 @@
+"""Providers among the goodies, under the class paths the original gave them."""

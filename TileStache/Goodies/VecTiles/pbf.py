@@ -1,0 +1,20 @@
+"""Mapbox Vector Tile constants and helpers under the goodie's module name.
+
+VecTiles' ``.pbf`` tiles are encoded by PostGIS (``ST_AsMVT``, see
+``TileStache.Vector.postgis``); this module keeps the names code written for
+the original imports: ``extents`` (the tile's coordinate range) and
+``decode``.
+"""
+from __future__ import annotations
+
+from ...Vector.encoders import MVT_EXTENT
+
+# Coordinates are scaled to this range within a tile.
+extents = MVT_EXTENT
+
+
+def decode(file) -> dict:
+    """The layers of an MVT tile read from a file: {name: {"extent", "features": [...]}}."""
+    import mapbox_vector_tile
+
+    return mapbox_vector_tile.decode(file.read())
