@@ -31,6 +31,7 @@ PROVIDER_CLASSES = {
     "url template": "TileStache.Providers:UrlTemplate",
     "vector": "TileStache.Vector:Provider",
     "mbtiles": "TileStache.MBTiles:Provider",
+    "pmtiles": "TileStache.PMTiles:Provider",
     "sandwich": "TileStache.Sandwich:Provider",
 }
 

@@ -1,0 +1,460 @@
+"""PMTiles v3 archives: a provider serving one, and the writer that seeding fills.
+
+Provider::
+
+    "provider": {"name": "pmtiles", "tileset": "world.pmtiles"}
+    "provider": {"name": "pmtiles", "tileset": "https://example.com/world.pmtiles"}
+    "provider": {"name": "pmtiles", "tileset": "s3://bucket/world.pmtiles",
+                 "endpoint url": "http://minio:9000", "region": "eu-west-1"}
+
+A ``tileset`` is a local file (read with ``pread``), an ``http(s)://`` URL
+(read with Range requests) or ``s3://bucket/key`` (boto3, with the S3 cache's
+``endpoint url`` and ``region`` keys and the standard AWS environment). The
+header and root directory are parsed once; leaf directories are kept in an
+LRU bounded in bytes (``leaf cache bytes``, 32 MiB by default). A replaced
+archive is noticed and its directories read again: a file by its inode, size
+and mtime before each tile; a remote archive by the ETag of every read, and
+of a one-byte read at most every ``check interval`` seconds (10).
+
+Tiles go out with the MIME type of the archive's tile type (MVT, PNG, JPEG,
+WebP); gzipped MVT is handed to the layer as stored, so clients that accept
+gzip get it with ``Content-Encoding: gzip`` (as from MBTiles). A tile absent
+from the archive is a NoTileLeftBehind (a 404 over HTTP). Without ``bounds``
+in the layer's configuration, the archive's bounds and zoom range become the
+layer's. Parsing and the tile-id math are the ``pmtiles`` package's.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import zlib
+from collections import OrderedDict
+
+from pmtiles.tile import (Compression, Entry, MagicNumberNotFound, SpecVersionUnsupported, TileType,
+                          deserialize_directory, deserialize_header, find_tile, zxy_to_tileid)
+
+from .Config import resolve_path
+from .Errors import BadRequest, ConfigError, KnownUnknown, NoTileLeftBehind, UpstreamError, UpstreamTimeout
+from .MBTiles import GzippedTile
+
+log = logging.getLogger(__name__)
+
+# The archive's tile type -> (MIME type, format name, the URL extensions that ask for it).
+TILE_TYPES = {
+    TileType.MVT: ("application/vnd.mapbox-vector-tile", "MVT", ("mvt", "pbf")),
+    TileType.PNG: ("image/png", "PNG", ("png",)),
+    TileType.JPEG: ("image/jpeg", "JPEG", ("jpg", "jpeg")),
+    TileType.WEBP: ("image/webp", "WEBP", ("webp",)),
+}
+HEADER_LENGTH = 127
+FIRST_READ = 16384  # the spec keeps header and root directory within the first 16 KiB
+MAX_DEPTH = 4  # directory levels a tile lookup follows (root and three of leaves, as the spec's readers)
+DEFAULT_LEAF_CACHE_BYTES = 32 << 20
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CHECK_INTERVAL = 10.0  # seconds between two asks whether a remote archive was replaced
+MERCATOR_LAT = 85.0511287798066
+# What one parsed directory entry costs in memory: the object, its four ints and its list slot.
+ENTRY_BYTES = sys.getsizeof(Entry(1 << 40, 1 << 40, 1 << 20, 1)) + 4 * sys.getsizeof(1 << 40) + 8
+# What deserialize_directory raises on bytes that are not a directory.
+CORRUPT = (OSError, EOFError, zlib.error, IndexError, ValueError, TypeError)
+
+
+class Missing(Exception):
+    """The archive is not where the tileset says."""
+
+
+class Replaced(Exception):
+    """The archive changed between two reads."""
+
+
+class FileSource:
+    """A local archive read with pread; reopened when the path names another file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.version: tuple | None = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        """Open the file the path names now."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise Missing(self.path) from None
+        except OSError as error:
+            raise KnownUnknown(f"cannot open the archive: {error.strerror}") from None
+        old, self.fd = self.fd, fd
+        self.version = self._identity(os.fstat(fd))
+        if old is not None:
+            os.close(old)
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> tuple:
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def size(self) -> int:
+        return self.version[2]
+
+    def check(self) -> object:
+        """The file's version now, reopening it when the path names another file (replaced, or rewritten)."""
+        try:
+            now = self._identity(os.stat(self.path))
+        except OSError:
+            return self.version  # being replaced right now: keep serving what is open
+        if now != self.version:
+            self.reopen()
+        return self.version
+
+    def read(self, offset: int, length: int) -> tuple[bytes, object]:
+        """(bytes at offset, the file's version)."""
+        return os.pread(self.fd, length, offset), self.version
+
+
+class RemoteSource:
+    """What HTTP and S3 archives share: a version (ETag) seen on each read and asked for now and then.
+
+    Subclasses define ``read(offset, length) -> (bytes, version)``.
+    """
+
+    url: str
+    check_interval: float
+    _checked: float = 0.0
+
+    def size(self) -> None:
+        return None
+
+    def check(self) -> object:
+        """The archive's version, asked with a one-byte read when no read saw it for check_interval seconds;
+        else None."""
+        now = time.monotonic()
+        if now - self._checked < self.check_interval:
+            return None
+        self._checked = now
+        return self.read(0, 1)[1]
+
+
+class HTTPSource(RemoteSource):
+    """A remote archive read with HTTP Range requests (urllib3); the ETag is its version."""
+
+    def __init__(self, url: str, timeout: float, check_interval: float) -> None:
+        import urllib3
+
+        self.url = url
+        self.check_interval = check_interval
+        self._urllib3 = urllib3
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._pools: tuple[int, object] | None = None
+
+    def _pool(self):
+        if self._pools is None or self._pools[0] != os.getpid():  # never share sockets across a fork
+            self._pools = (os.getpid(), self._urllib3.PoolManager(maxsize=8, block=False))
+        return self._pools[1]
+
+    def read(self, offset: int, length: int) -> tuple[bytes, object]:
+        errors = self._urllib3.exceptions
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}", "User-Agent": "TileStache"}
+        try:
+            response = self._pool().request("GET", self.url, headers=headers, timeout=self.timeout,
+                                            retries=False, redirect=True)
+        except errors.NewConnectionError as error:  # refused, unresolvable (a ConnectTimeoutError subclass)
+            log.warning("PMTiles read from %s failed: %s", self.url, error)
+            raise UpstreamError("The archive's server could not be reached") from None
+        except (errors.TimeoutError, TimeoutError):
+            raise UpstreamTimeout("The archive's server did not answer in time") from None
+        except errors.HTTPError as error:
+            log.warning("PMTiles read from %s failed: %s", self.url, error)
+            raise UpstreamError("The archive's server could not be reached") from None
+        if response.status == 404:
+            raise Missing(self.url)
+        if response.status == 416:
+            return b"", response.headers.get("ETag")
+        if response.status == 200 and offset == 0 and len(response.data) <= length:
+            return response.data, response.headers.get("ETag")  # a small file sent whole
+        if response.status != 206:
+            log.warning("PMTiles read from %s: HTTP %s to a Range request", self.url, response.status)
+            raise UpstreamError(f"The archive's server answered {response.status} to a Range request")
+        self._checked = time.monotonic()
+        return response.data, response.headers.get("ETag") or response.headers.get("Last-Modified")
+
+
+class S3Source(RemoteSource):
+    """An archive in an S3 bucket (or any S3-API store) read with ranged GetObject; the ETag is its version."""
+
+    def __init__(self, url: str, endpoint_url: str | None, region: str | None, timeout: float,
+                 check_interval: float) -> None:
+        match = re.match(r"^s3://([^/]+)/(.+)$", url)
+        if not match:
+            raise ConfigError("an S3 tileset is s3://bucket/key", key="tileset")
+        self.bucket, self.key = match.groups()
+        self.url = url
+        self.check_interval = check_interval
+        self._options = {"endpoint_url": endpoint_url, "region_name": region, "timeout": timeout}
+        self._clients: tuple[int, object] | None = None
+
+    def _client(self):
+        if self._clients is None or self._clients[0] != os.getpid():
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            timeout = self._options["timeout"]
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=self._options["endpoint_url"], region_name=self._options["region_name"],
+                config=BotoConfig(connect_timeout=timeout, read_timeout=timeout,
+                                  retries={"max_attempts": 1, "mode": "standard"}))
+            self._clients = (os.getpid(), client)
+        return self._clients[1]
+
+    def read(self, offset: int, length: int) -> tuple[bytes, object]:
+        from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError)
+
+        try:
+            answer = self._client().get_object(Bucket=self.bucket, Key=self.key,
+                                               Range=f"bytes={offset}-{offset + length - 1}")
+            self._checked = time.monotonic()
+            return answer["Body"].read(), answer.get("ETag")
+        except (ConnectTimeoutError, ReadTimeoutError):
+            raise UpstreamTimeout("The archive's bucket did not answer in time") from None
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "NoSuchBucket", "404"):
+                raise Missing(self.url) from None
+            if code == "InvalidRange":
+                return b"", None
+            log.warning("PMTiles read from %s failed: %s", self.url, code)
+            raise UpstreamError("The archive's bucket refused the read") from None
+        except BotoCoreError as error:
+            log.warning("PMTiles read from %s failed: %s", self.url, error)
+            raise UpstreamError("The archive's bucket could not be reached") from None
+
+
+class LeafCache:
+    """Parsed leaf directories by (offset, length), least recently used dropped past a byte budget."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self.used = 0
+        self._entries: OrderedDict[tuple[int, int], list[Entry]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> list[Entry] | None:
+        with self._lock:
+            entries = self._entries.get(key)
+            if entries is not None:
+                self._entries.move_to_end(key)
+            return entries
+
+    def put(self, key: tuple[int, int], entries: list[Entry]) -> None:
+        cost = len(entries) * ENTRY_BYTES
+        if cost > self.limit:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = entries
+            self.used += cost
+            while self.used > self.limit:
+                _, dropped = self._entries.popitem(last=False)
+                self.used -= len(dropped) * ENTRY_BYTES
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.used = 0
+
+
+class Corrupt(Exception):
+    """The archive's bytes are not what the header promises."""
+
+
+class Archive:
+    """One PMTiles archive: its header and root directory parsed once, leaf directories in an LRU."""
+
+    def __init__(self, source, leaf_cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES) -> None:
+        self.source = source
+        self.leaves = LeafCache(leaf_cache_bytes)
+        self._lock = threading.Lock()
+        self.load()
+
+    def load(self) -> None:
+        """Read the header, root directory and metadata (again), forgetting every leaf."""
+        first, version = self.source.read(0, FIRST_READ)
+        if len(first) < HEADER_LENGTH:
+            raise Corrupt(f"{len(first)} bytes is too short for a PMTiles header")
+        header = deserialize_header(first[:HEADER_LENGTH])
+        size = self.source.size()
+        end = header["tile_data_offset"] + header["tile_data_length"]
+        if size is not None and size < end:
+            raise Corrupt(f"truncated: {size} bytes, the header says {end}")
+        root = self._bytes(first, header["root_offset"], header["root_length"], version)
+        try:
+            root_entries = deserialize_directory(root)
+            raw = self._bytes(first, header["metadata_offset"], header["metadata_length"], version)
+            if header["internal_compression"] == Compression.GZIP:
+                raw = gzip.decompress(raw)
+            metadata = json.loads(raw) if raw else {}
+        except CORRUPT as error:
+            raise Corrupt(f"unreadable root directory or metadata: {error}") from None
+        self.header, self.root, self.metadata, self.version = header, root_entries, metadata, version
+        self.leaves.clear()
+
+    def _bytes(self, first: bytes, offset: int, length: int, version) -> bytes:
+        """Bytes of the archive, from the first read when they lie within it."""
+        if offset + length <= len(first):
+            return first[offset:offset + length]
+        data, now = self.source.read(offset, length)
+        if now != version:
+            raise Replaced()
+        return data
+
+    def _read(self, offset: int, length: int) -> bytes:
+        data, version = self.source.read(offset, length)
+        if version != self.version:
+            raise Replaced()
+        if len(data) != length:
+            raise Corrupt(f"{length} bytes wanted at {offset}, {len(data)} there")
+        return data
+
+    def tile(self, z: int, x: int, y: int) -> bytes | None:
+        """The stored bytes of a tile, or None when the archive does not have it."""
+        try:
+            now = self.source.check()
+            if now is not None and now != self.version:
+                raise Replaced()
+            return self._find(zxy_to_tileid(z, x, y))
+        except Replaced:
+            with self._lock:
+                log.info("PMTiles archive %s changed, reading its directories again", self.source.path
+                         if hasattr(self.source, "path") else self.source.url)
+                self.load()
+            return self._find(zxy_to_tileid(z, x, y))
+
+    def _find(self, tile_id: int) -> bytes | None:
+        header, entries = self.header, self.root
+        for _ in range(MAX_DEPTH):
+            entry = find_tile(entries, tile_id)
+            if entry is None:
+                return None
+            if entry.run_length > 0:
+                return self._read(header["tile_data_offset"] + entry.offset, entry.length)
+            key = (header["leaf_directory_offset"] + entry.offset, entry.length)
+            entries = self.leaves.get(key)
+            if entries is None:
+                raw = self._read(*key)
+                try:
+                    entries = deserialize_directory(raw)
+                except CORRUPT as error:
+                    raise Corrupt(f"leaf directory at {key[0]}: {error}") from None
+                self.leaves.put(key, entries)
+        raise Corrupt(f"directories nested deeper than {MAX_DEPTH} levels")
+
+
+def open_source(tileset: str, dirpath: str, endpoint_url: str | None, region: str | None, timeout: float,
+                check_interval: float):
+    """The source a tileset names: a file, an HTTP(S) URL or an S3 object."""
+    if re.match(r"^s3://", tileset, re.I):
+        return S3Source(tileset, endpoint_url, region, timeout, check_interval)
+    location = resolve_path(dirpath, tileset)
+    if re.match(r"^https?://", location, re.I):
+        return HTTPSource(location, timeout, check_interval)
+    if re.match(r"^file://", location, re.I):
+        location = location[len("file://"):]
+    if "://" in location:
+        raise ConfigError("a tileset is a file, an http(s):// URL or an s3://bucket/key", key="tileset")
+    return FileSource(location)
+
+
+def archive_bounds(header) -> dict:
+    """The bounds config (north, west, south, east, low, high) of an archive's header."""
+    return {"north": header["max_lat_e7"] / 1e7, "west": header["min_lon_e7"] / 1e7,
+            "south": header["min_lat_e7"] / 1e7, "east": header["max_lon_e7"] / 1e7,
+            "low": header["min_zoom"], "high": header["max_zoom"]}
+
+
+class Provider:
+    """Serves the tiles of a PMTiles v3 archive from a file, HTTP(S) or S3."""
+
+    def __init__(self, layer, tileset: str, endpoint_url: str | None = None, region: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, leaf_cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES,
+                 check_interval: float = DEFAULT_CHECK_INTERVAL) -> None:
+        if not isinstance(tileset, str) or not tileset:
+            raise ConfigError("a PMTiles provider needs a tileset", key="tileset")
+        dirpath = layer.config.dirpath if layer.config is not None else "."
+        try:
+            source = open_source(tileset, dirpath, endpoint_url, region, float(timeout), float(check_interval))
+            self.archive = Archive(source, int(leaf_cache_bytes))
+        except Missing as missing:
+            raise ConfigError(f"{missing} does not exist", key="tileset") from None
+        except MagicNumberNotFound:
+            raise ConfigError(f"{tileset} is not a PMTiles archive", key="tileset") from None
+        except SpecVersionUnsupported:
+            raise ConfigError(f"{tileset} is not a PMTiles version 3 archive", key="tileset") from None
+        except (Corrupt, Replaced, KnownUnknown, ValueError) as error:
+            raise ConfigError(f"cannot read {tileset}: {error or 'it changed while read'}", key="tileset") from None
+        header = self.archive.header
+        if header["tile_type"] not in TILE_TYPES:
+            raise ConfigError(f"{tileset} holds {header['tile_type'].name} tiles; served are "
+                              "MVT, PNG, JPEG and WebP", key="tileset")
+        if header["tile_compression"] not in (Compression.NONE, Compression.GZIP, Compression.UNKNOWN):
+            raise ConfigError(f"{tileset} compresses tiles with {header['tile_compression'].name}; "
+                              "served are plain and gzip", key="tileset")
+        self.mimetype, self.format, self.extensions = TILE_TYPES[header["tile_type"]]
+        self.layer = layer
+        self.bounded = None  # the header whose bounds the layer has, when they are the archive's
+        if layer.bounds is None:
+            self._bound(header)
+
+    def _bound(self, header) -> None:
+        """Give the layer the archive's bounds and zoom range."""
+        from .Core import make_bounds
+
+        layer, bounds = self.layer, archive_bounds(header)
+        if getattr(layer.projection, "name", "").lower() != "wgs84":
+            bounds["north"] = min(bounds["north"], MERCATOR_LAT)
+            bounds["south"] = max(bounds["south"], -MERCATOR_LAT)
+        try:
+            layer.bounds = make_bounds(layer.projection, **bounds)
+        except (ValueError, ZeroDivisionError, OverflowError) as error:
+            log.warning("PMTiles archive bounds %s not used: %s", bounds, error)
+        self.bounded = header
+
+    def vector_layers(self) -> list[dict]:
+        """The archive's metadata ``vector_layers`` (TileJSON's shape), for MVT archives."""
+        layers = self.archive.metadata.get("vector_layers") if isinstance(self.archive.metadata, dict) else None
+        return [dict(each) for each in layers or [] if isinstance(each, dict) and "id" in each]
+
+    def getTypeByExtension(self, extension: str) -> tuple[str, str]:
+        """(MIME type, format name) of the archive's tile type; other extensions are a 400."""
+        if extension.lower() not in self.extensions:
+            raise BadRequest(f"This layer serves {self.extensions[0]} tiles, not {extension[:16]}")
+        return self.mimetype, self.format
+
+    def renderTile(self, width: int, height: int, srs: str, coord) -> bytes:
+        """The stored tile (gzipped MVT as a GzippedTile); a missing tile is a NoTileLeftBehind."""
+        try:
+            body = self.archive.tile(int(coord.zoom), int(coord.column), int(coord.row))
+        except (Corrupt, Replaced, MagicNumberNotFound, SpecVersionUnsupported) as error:
+            log.error("PMTiles archive unreadable: %s", error or type(error).__name__)
+            raise KnownUnknown("The tileset could not be read") from None
+        except Missing:
+            raise UpstreamError("The tileset is gone") from None
+        except ValueError:  # outside the zoom's grid
+            body = None
+        if self.bounded is not None and self.bounded is not self.archive.header:  # a replaced archive
+            self._bound(self.archive.header)
+        if body is None:
+            raise NoTileLeftBehind(b"")
+        if body[:2] != b"\x1f\x8b":
+            return body
+        try:
+            plain = gzip.decompress(body)
+        except CORRUPT as error:
+            log.error("PMTiles tile %s is not gzip: %s", coord, error)
+            raise KnownUnknown("The tileset could not be read") from None
+        return GzippedTile(plain, body) if self.format == "MVT" else plain
