@@ -21,6 +21,7 @@ a ConfigError at load, and a KnownUnknown at request time; never a crash.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import os
 import sqlite3
@@ -319,6 +320,14 @@ class Provider:
         if self.format not in TILESET_TYPES:
             raise ConfigError(f"unsupported MBTiles format {self.format!r}", key="tileset")
         self.metadata = meta
+
+    def vector_layers(self) -> list[dict]:
+        """The ``vector_layers`` of the metadata's ``json`` (the MBTiles spec's place for them)."""
+        try:
+            layers = json.loads(self.metadata.get("json", "{}")).get("vector_layers")
+        except (ValueError, AttributeError):
+            return []
+        return [dict(each) for each in layers or [] if isinstance(each, dict) and "id" in each]
 
     def getTypeByExtension(self, extension: str) -> tuple[str, str]:
         """(MIME type, format name) for the tileset's own format; other extensions are a 400."""

@@ -66,6 +66,20 @@ def layer_bounds(layer) -> list[float]:
     return [max(box[0], WORLD[0]), max(box[1], WORLD[1]), min(box[2], WORLD[2]), min(box[3], WORLD[3])]
 
 
+def vector_layers(layer, minzoom: int = 0, maxzoom: int = TILEJSON_MAX_ZOOM) -> list[dict]:
+    """A vector layer's source-layers (id, fields, minzoom, maxzoom), as its provider describes them,
+    zooms clipped to the layer's; [] from a provider that does not say."""
+    describe = getattr(layer.provider, "vector_layers", None)
+    described = []
+    for each in describe() if callable(describe) else []:
+        low = min(max(int(each.get("minzoom", minzoom)), minzoom), maxzoom)
+        high = min(max(int(each.get("maxzoom", maxzoom)), low), maxzoom)
+        fields = each.get("fields") if isinstance(each.get("fields"), dict) else {}
+        described.append({**each, "id": str(each["id"]), "fields": {str(k): str(v) for k, v in fields.items()},
+                          "minzoom": low, "maxzoom": high})
+    return described
+
+
 def tilejson(layer, name: str, script_name: str = "", environ: Mapping | None = None) -> dict:
     """The TileJSON 3.0.0 document of a layer, its URLs as the request (a WSGI environ) reached us."""
     low, high = layer.zoom_range()
@@ -88,8 +102,7 @@ def tilejson(layer, name: str, script_name: str = "", environ: Mapping | None = 
     if getattr(layer, "attribution", None):
         document["attribution"] = layer.attribution
     if extension in VECTOR_EXTENSIONS:
-        describe = getattr(layer.provider, "vector_layers", None)
-        document["vector_layers"] = list(describe()) if callable(describe) else []
+        document["vector_layers"] = vector_layers(layer, minzoom, maxzoom)
     if layer.dim != 256:
         document["tile_size"] = layer.dim  # not in the spec; MapLibre reads it as tileSize
     return document

@@ -12,7 +12,7 @@ from pmtiles.tile import Compression, TileType
 from werkzeug.test import Client
 
 import TileStache
-from pmtiles_helpers import RangeServer, mvt_tiles, png, png_tiles, sparse_tiles, write_archive
+from formats_helpers import RangeServer, mvt_tiles, png, png_tiles, sparse_tiles, write_archive
 from TileStache.Errors import ConfigError
 from TileStache.PMTiles import ENTRY_BYTES
 

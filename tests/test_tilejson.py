@@ -122,3 +122,34 @@ def test_custom_index_is_kept(tmp_path):
     page.write_text("<p>our maps</p>")
     response = site(str(page)).get("/")
     assert response.data == b"<p>our maps</p>"
+
+
+def test_vector_layers_of_mvt_layers(tmp_path):
+    from pmtiles.tile import Compression, TileType
+
+    from formats_helpers import mvt_tiles, vector_layer_spec, write_archive
+
+    described = [{"id": "squares", "fields": {"label": "String"}, "minzoom": 0, "maxzoom": 9, "description": "d"}]
+    archive = write_archive(tmp_path / "v.pmtiles", mvt_tiles(), TileType.MVT, Compression.GZIP,
+                            {"vector_layers": described})
+    config = TileStache.parseConfig({"layers": {
+        "files": vector_layer_spec(tmp_path),
+        "archive": {"provider": {"name": "pmtiles", "tileset": str(archive)}, "preview": {"ext": "pbf"}},
+        "raster": {"provider": {"name": "mapnik", "mapfile": WORLD}}}})
+    client = Client(TileStache.WSGITileServer(config))
+    headers = {"Host": "tiles.example.com", "X-Forwarded-Proto": "https"}
+
+    files = json.loads(client.get("/files/tilejson.json", headers=headers).data)
+    check_spec(files)
+    assert files["tiles"] == ["https://tiles.example.com/files/{z}/{x}/{y}.mvt"]
+    assert [(v["id"], sorted(v["fields"]), v["minzoom"], v["maxzoom"]) for v in files["vector_layers"]] == [
+        ("areas", ["name", "rank"], 0, 12), ("roads", ["lanes", "ref"], 2, 12), ("towns", ["label"], 0, 12)]
+
+    packed = json.loads(client.get("/archive/tilejson.json", headers=headers, environ_overrides={
+        "SCRIPT_NAME": "/maps"}).data)
+    check_spec(packed)
+    assert packed["tiles"] == ["https://tiles.example.com/maps/archive/{z}/{x}/{y}.pbf"]
+    assert packed["minzoom"] == 0 and packed["maxzoom"] == 2  # the archive's zooms
+    assert packed["vector_layers"] == [{"id": "squares", "fields": {"label": "String"}, "minzoom": 0,
+                                        "maxzoom": 2, "description": "d"}]
+    assert "vector_layers" not in json.loads(client.get("/raster/tilejson.json").data)

@@ -141,6 +141,18 @@ class Provider:
         """A source per layer; PostGIS layers on one database share its pool (see postgis.get_pool)."""
         return make_source(spec, self.srid, self.verbose, dirpath)
 
+    def vector_layers(self) -> list[dict]:
+        """Each MVT layer as TileJSON's ``vector_layers`` has it: id, fields (name -> column type), zooms."""
+        described = []
+        for spec in self.layers:
+            source = spec.source
+            columns = source.columns if hasattr(source, "columns") else source.data().columns
+            types = getattr(source, "column_types", {})
+            names = spec.properties if spec.properties is not None else {c: c for c in columns}
+            fields = {new: types.get(old, "") for old, new in names.items() if old != spec.id_property}
+            described.append({"id": spec.name, "fields": fields, "minzoom": spec.minzoom, "maxzoom": spec.maxzoom})
+        return described
+
     def getTypeByExtension(self, extension: str) -> tuple[str, str]:
         """(MIME type, format) for geojson, json, arcjson, topojson, mvt and pbf."""
         try:

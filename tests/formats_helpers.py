@@ -1,8 +1,10 @@
-"""PMTiles archives made with the pmtiles package's own writer, and a loopback HTTP server that honours Range."""
+"""Test data for the formats clients read: PMTiles archives from the pmtiles package's own writer, a loopback
+HTTP server that honours Range, and small GeoJSON files for vector layers."""
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import random
 import threading
 
@@ -88,3 +90,32 @@ class RangeServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def write_geojson(path, features: list[tuple[dict, dict]]):
+    """A GeoJSON file of (geometry, properties) pairs; returns path."""
+    collection = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": geometry, "properties": properties} for geometry, properties in features]}
+    path.write_text(json.dumps(collection))
+    return path
+
+
+def box(west, south, east, north) -> dict:
+    return {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north],
+                                                [west, south]]]}
+
+
+def vector_layer_spec(folder) -> dict:
+    """A file-backed MVT layer with three source-layers (polygons, lines, points) around 10E 50N."""
+    areas = write_geojson(folder / "areas.geojson", [(box(0, 40, 20, 60), {"name": "big", "rank": 1})])
+    roads = write_geojson(folder / "roads.geojson", [
+        ({"type": "LineString", "coordinates": [[-10, 45], [30, 55]]}, {"ref": "A1", "lanes": 2})])
+    towns = write_geojson(folder / "towns.geojson", [
+        ({"type": "Point", "coordinates": [10, 50]}, {"name": "Middle", "people": 1000})])
+    return {"provider": {"name": "vector", "layers": [
+                {"name": "areas", "driver": "GeoJSON", "parameters": {"file": str(areas)}},
+                {"name": "roads", "driver": "GeoJSON", "parameters": {"file": str(roads)}, "minzoom": 2},
+                {"name": "towns", "driver": "GeoJSON", "parameters": {"file": str(towns)},
+                 "properties": {"name": "label"}}]},
+            "preview": {"ext": "mvt", "lat": 50, "lon": 10, "zoom": 3},
+            "bounds": {"low": 0, "high": 12}}
