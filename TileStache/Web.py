@@ -74,6 +74,10 @@ def route(config, environ: Mapping) -> Response:
             mimetype, body = "text/html; charset=utf-8", index_html(config, environ.get("SCRIPT_NAME", ""))
         return Response(200, [("Content-Type", mimetype)], body)
 
+    if path == "/WMTSCapabilities.xml":
+        from .WMTS import capabilities
+
+        return Response(200, [("Content-Type", "application/xml; charset=utf-8")], capabilities(config, environ))
     match = TILE_PATH.match(path)
     if not match:
         page = LAYER_PAGE.match(path)
