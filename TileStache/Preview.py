@@ -1,8 +1,16 @@
 """The ``/{layer}/preview.html`` page: a slippy map of one layer.
 
-The page is a single standalone HTML document. Leaflet (BSD-2, vendored in
-``TileStache/static/leaflet/`` with its licence) is inlined into it, so the
+Raster layers get a single standalone HTML document: Leaflet (BSD-2, vendored
+in ``TileStache/static/leaflet/`` with its licence) is inlined into it, so the
 preview works without any network access beyond the tile server itself.
+
+Vector-tile layers (preview extension ``mvt`` or ``pbf``) get a MapLibre GL JS
+page (BSD-3, vendored in ``TileStache/static/maplibre-gl/``), which loads the
+library from ``maplibre-gl.js`` and ``maplibre-gl.css`` beside it (served by
+TileStache at ``/{layer}/maplibre-gl.js``). Its style is generated from the
+layer's source-layers: a fill, line and circle layer per source-layer, each in
+a colour of its own, and a click popup listing a feature's properties; it
+needs no glyphs or sprites.
 
 Tiles are fetched from the *relative* URL template ``{z}/{x}/{y}.{ext}``:
 the page lives at ``/{layer}/preview.html``, so the browser resolves the
@@ -19,9 +27,18 @@ import math
 import re
 from pathlib import Path
 
-__all__ = ["preview_html"]
+__all__ = ["preview_html", "vector_preview_html", "static_asset", "STATIC_ASSETS"]
 
 _STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
+_MAPLIBRE = Path(__file__).resolve().parent / "static" / "maplibre-gl"
+
+# The files a vector preview loads beside itself -> their MIME types.
+STATIC_ASSETS = {"maplibre-gl.js": "application/javascript; charset=utf-8",
+                 "maplibre-gl.css": "text/css; charset=utf-8"}
+
+# One colour per source-layer, in order (Tableau 10).
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac"]
 
 # Leaflet's coordinate reference systems for TileStache's projection names
 # (matched case-insensitively, like Geography.getProjectionByName).
@@ -219,6 +236,145 @@ html, body {{ margin: 0; padding: 0; width: 100%; height: 100%; }}
     if (window.location.hash === current) return;
     var view = parseHash(window.location.hash);
     if (view) map.setView(view.center, view.zoom + offset);
+  }});
+  window.tilestachePreview = map;
+}})();
+</script>
+</body>
+</html>
+"""
+
+
+@functools.cache
+def static_asset(name: str) -> tuple[str, bytes]:
+    """(MIME type, bytes) of a file the vector preview loads (a key of STATIC_ASSETS), read once."""
+    body = (_MAPLIBRE / name).read_bytes()
+    if name.endswith(".js"):  # the source map is not shipped
+        body = re.sub(rb"^//# sourceMappingURL=.*$", b"", body, flags=re.MULTILINE)
+    return STATIC_ASSETS[name], body
+
+
+def vector_style(tiles_url: str, source_layers: list[str], min_zoom: int, max_zoom: int) -> dict:
+    """A MapLibre style drawing every source-layer: fills, lines and circles, a colour per source-layer."""
+    layers: list[dict] = [{"id": "background", "type": "background", "paint": {"background-color": "#f8f8f4"}}]
+    for index, name in enumerate(source_layers):
+        colour = PALETTE[index % len(PALETTE)]
+        common = {"source": "tiles", "source-layer": name}
+        layers += [
+            {"id": f"{name}-fill", "type": "fill", **common, "filter": ["==", ["geometry-type"], "Polygon"],
+             "paint": {"fill-color": colour, "fill-opacity": 0.35, "fill-outline-color": colour}},
+            {"id": f"{name}-line", "type": "line", **common,
+             "filter": ["in", ["geometry-type"], ["literal", ["LineString", "Polygon"]]],
+             "paint": {"line-color": colour, "line-width": 1.5}},
+            {"id": f"{name}-circle", "type": "circle", **common, "filter": ["==", ["geometry-type"], "Point"],
+             "paint": {"circle-color": colour, "circle-radius": 5, "circle-stroke-color": "#ffffff",
+                       "circle-stroke-width": 1}},
+        ]
+    return {"version": 8, "sources": {"tiles": {"type": "vector", "tiles": [tiles_url], "tileSize": 512,
+                                                 "minzoom": min_zoom, "maxzoom": max_zoom}},
+            "layers": layers}
+
+
+def vector_preview_html(
+    layer_name: str,
+    extension: str,
+    source_layers: list[str],
+    *,
+    center: tuple[float, float] = (0.0, 0.0),
+    zoom: int = 1,
+    min_zoom: int = 0,
+    max_zoom: int = 14,
+) -> str:
+    """Return an HTML5 page drawing a vector-tile layer with MapLibre GL JS.
+
+    The page loads ``maplibre-gl.js`` and ``maplibre-gl.css`` from beside
+    itself and tiles from the relative template ``{z}/{x}/{y}.{extension}``,
+    so it works under any script name, offline. ``source_layers`` are the
+    MVT layer names to draw; clicking the map lists the properties of the
+    features under the pointer. ``center`` is (latitude, longitude); the
+    zooms are tile zooms. The map object is ``window.tilestachePreview``.
+    Raises ValueError as preview_html does.
+    """
+    if not isinstance(extension, str) or not _EXTENSION.match(extension):
+        raise ValueError(f"preview: bad tile extension {extension!r}")
+    lat, lon = (float(v) for v in center)
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        raise ValueError(f"preview: bad center {center!r}")
+    min_zoom, max_zoom = int(min_zoom), int(max_zoom)
+    if min_zoom > max_zoom:
+        raise ValueError(f"preview: min_zoom {min_zoom} > max_zoom {max_zoom}")
+    zoom = min(max(int(zoom), min_zoom), max_zoom)
+    style = vector_style("{z}/{x}/{y}." + extension, [str(n) for n in source_layers], min_zoom, max_zoom)
+    options = {"style": style, "center": [lon, lat], "zoom": zoom,
+               "clickable": [f"{n}-{kind}" for n in source_layers for kind in ("fill", "line", "circle")]}
+    name = html.escape(str(layer_name), quote=True)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{name}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="maplibre-gl.css">
+<style>
+html, body {{ margin: 0; padding: 0; width: 100%; height: 100%; }}
+#map {{ position: absolute; top: 0; right: 0; bottom: 0; left: 0; }}
+#layer-name {{
+  position: absolute; z-index: 1000; top: 10px; left: 10px;
+  padding: 2px 6px; background: rgba(255, 255, 255, 0.8);
+  border-radius: 3px; font: 12px/1.4 sans-serif; pointer-events: none;
+}}
+.tilestache-popup table {{ border-collapse: collapse; font: 12px/1.4 sans-serif; }}
+.tilestache-popup th {{ text-align: left; padding-right: 8px; }}
+</style>
+<script src="maplibre-gl.js"></script>
+</head>
+<body>
+<div id="map"></div>
+<div id="layer-name">{name}</div>
+<script>
+(function () {{
+  "use strict";
+  var options = {_js(options)};
+  // Tile URLs must be absolute for MapLibre's workers: resolve the template against this page.
+  var here = window.location.href.replace(/[?#].*$/, "").replace(/[^/]*$/, "");
+  options.style.sources.tiles.tiles = [here + options.style.sources.tiles.tiles[0]];
+
+  var map = new maplibregl.Map({{
+    container: "map", style: options.style, center: options.center, zoom: options.zoom,
+    hash: true, attributionControl: false
+  }});
+  map.addControl(new maplibregl.NavigationControl(), "top-right");
+
+  function text(value) {{
+    var span = document.createElement("span");
+    span.textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
+    return span;
+  }}
+
+  map.on("click", function (event) {{
+    var features = map.queryRenderedFeatures(event.point, {{ layers: options.clickable }});
+    if (!features.length) return;
+    var box = document.createElement("div");
+    box.className = "tilestache-popup";
+    features.slice(0, 5).forEach(function (feature) {{
+      var table = document.createElement("table");
+      var caption = document.createElement("caption");
+      caption.appendChild(text(feature.sourceLayer));
+      table.appendChild(caption);
+      Object.keys(feature.properties).forEach(function (key) {{
+        var row = table.insertRow(), th = document.createElement("th");
+        th.appendChild(text(key));
+        row.appendChild(th);
+        row.insertCell().appendChild(text(feature.properties[key]));
+      }});
+      box.appendChild(table);
+    }});
+    new maplibregl.Popup().setLngLat(event.lngLat).setDOMContent(box).addTo(map);
+  }});
+  map.on("mousemove", function (event) {{
+    var over = map.queryRenderedFeatures(event.point, {{ layers: options.clickable }}).length > 0;
+    map.getCanvas().style.cursor = over ? "pointer" : "";
   }});
   window.tilestachePreview = map;
 }})();

@@ -19,13 +19,13 @@ from ModestMaps.Core import Coordinate
 from .Config import DEFAULT_INDEX
 from .Core import TileResult
 from .Errors import BadRequest, KnownUnknown, NotFound
-from .TileJSON import index_html, tilejson
+from .TileJSON import VECTOR_EXTENSIONS, index_html, tilejson, vector_layers
 
 log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"^/(?P<layer>[^/]+)/(?P<zoom>\d{1,3})/(?P<column>\d{1,10})/(?P<row>\d{1,10})"
                        r"(?P<scale>@[23]x)?\.(?P<ext>[A-Za-z0-9]{1,12})$")
-LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html|tilejson\.json)$")
+LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html|tilejson\.json|maplibre-gl\.(js|css))$")
 CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]*$")
 JSON_TYPES = ("application/json", "application/geo+json", "text/json", "application/vnd.geo+json")
 
@@ -176,9 +176,17 @@ def layer_page(config, name: str, page: str, environ: Mapping) -> Response:
         if layer.allowed_origin:
             fields.append(("Access-Control-Allow-Origin", layer.allowed_origin))
         return Response(200, fields, body)
-    from .Preview import preview_html
+    from .Preview import STATIC_ASSETS, preview_html, static_asset, vector_preview_html
 
+    if page in STATIC_ASSETS:  # what the vector preview loads beside itself
+        mimetype, body = static_asset(page)
+        return Response(200, [("Content-Type", mimetype), ("Cache-Control", "public, max-age=86400")], body)
     low, high = layer.zoom_range()
+    if layer.preview_ext.lower() in VECTOR_EXTENSIONS:
+        html = vector_preview_html(name, layer.preview_ext, [v["id"] for v in vector_layers(layer, low, high)],
+                                   center=(layer.preview_lat, layer.preview_lon),
+                                   zoom=min(max(layer.preview_zoom, low), high), min_zoom=low, max_zoom=min(high, 22))
+        return Response(200, [("Content-Type", "text/html; charset=utf-8")], html.encode("utf-8"))
     html = preview_html(name, layer.preview_ext, tile_size=layer.dim,
                         projection=getattr(layer.projection, "name", "spherical mercator"),
                         center=(layer.preview_lat, layer.preview_lon),

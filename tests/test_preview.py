@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--enable-unsafe-swiftshader",  # WebGL (MapLibre) in software
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
@@ -166,7 +167,8 @@ def _open(page, url: str):
 
 
 def _only_local(page, base_url: str):
-    outside = [u for u in page.requested if not u.startswith(base_url + "/")]
+    outside = [u for u in page.requested  # blob: URLs are made in the page (MapLibre's worker), not fetched
+               if not u.startswith(base_url + "/") and not u.startswith("blob:" + base_url + "/")]
     assert outside == [], f"page reached outside the tile server: {outside}"
 
 
@@ -347,3 +349,110 @@ def test_real_server_preview_draws_mapnik_tiles(page, world_server):
     assert page.errors == []
     _only_local(page, world_server.url)
     page.screenshot(path="/tmp/preview-world.png")
+
+
+# --- part C: vector layers in MapLibre GL JS --------------------------------------------
+
+
+@pytest.fixture
+def vector_server(tmp_path):
+    """TileStache.WSGITileServer with a file-backed vector layer and a PMTiles MVT archive, under Werkzeug."""
+    from pmtiles.tile import Compression, TileType
+    from werkzeug.serving import make_server
+
+    import TileStache
+    from formats_helpers import mvt_tiles, vector_layer_spec, write_archive
+
+    archive = write_archive(tmp_path / "squares.pmtiles", mvt_tiles((0, 1, 2, 3)), TileType.MVT, Compression.GZIP,
+                            {"vector_layers": [{"id": "squares", "fields": {"label": "String"}}]})
+    config = TileStache.parseConfig({"cache": {"name": "Test"}, "layers": {
+        "files": vector_layer_spec(tmp_path),
+        "archive": {"provider": {"name": "pmtiles", "tileset": str(archive)},
+                    "preview": {"ext": "mvt", "lat": 50, "lon": 10, "zoom": 3}}}})
+    app = TileStache.WSGITileServer(config)
+    log: list[tuple[str, str]] = []
+
+    def logged(environ, start_response):
+        def start(status, headers, *exc_info):
+            log.append((environ.get("PATH_INFO", ""), status))
+            return start_response(status, headers, *exc_info)
+
+        return app(environ, start)
+
+    server = make_server("127.0.0.1", 0, logged, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.log = log
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+MAP_IDLE = "() => window.tilestachePreview && window.tilestachePreview.loaded() && " \
+           "window.tilestachePreview.areTilesLoaded()"
+
+
+def _screen_pixel(page, lon: float, lat: float) -> tuple[int, int, int]:
+    """The colour on screen at a place on the map."""
+    from PIL import Image
+
+    x, y = page.evaluate("([lon, lat]) => { const p = window.tilestachePreview.project([lon, lat]);"
+                         " return [Math.round(p.x), Math.round(p.y)]; }", [lon, lat])
+    shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    return shot.getpixel((x, y))
+
+
+BACKGROUND = (0xF8, 0xF8, 0xF4)
+
+
+def test_vector_preview_draws_each_source_layer_in_maplibre(page, vector_server):
+    response = page.goto(vector_server.url + "/files/preview.html")
+    assert response.status == 200 and "maplibre-gl.js" in response.text()
+    page.wait_for_function(MAP_IDLE)
+    assert page.title() == "files"
+    tile_requests = [(p, s) for p, s in vector_server.log if TILE_PATH.match(p)]
+    assert tile_requests and all(p.endswith(".mvt") for p, _ in tile_requests)
+    assert all(s.startswith("200") for _, s in tile_requests), tile_requests
+    assert ("/files/maplibre-gl.js", "200 OK") in vector_server.log
+    assert ("/files/maplibre-gl.css", "200 OK") in vector_server.log
+
+    assert _screen_pixel(page, 5, 55) != BACKGROUND  # inside the polygon of "areas"
+    assert _screen_pixel(page, 10, 50) != _screen_pixel(page, 5, 55)  # the "towns" circle, another colour
+    assert _screen_pixel(page, -20, 60) == BACKGROUND  # no data there: nothing drawn
+    layers = page.evaluate("() => window.tilestachePreview.getStyle().layers.map(l => l.id)")
+    assert {"areas-fill", "roads-line", "towns-circle"} <= set(layers)
+
+    x, y = page.evaluate("() => { const p = window.tilestachePreview.project([10, 50]); return [p.x, p.y]; }")
+    page.mouse.click(x, y)
+    popup = page.wait_for_selector(".maplibregl-popup-content")
+    assert "label" in popup.inner_text() and "Middle" in popup.inner_text()
+    assert page.errors == []
+    _only_local(page, vector_server.url)
+    page.screenshot(path="/tmp/preview-vector.png")
+
+
+def test_vector_preview_of_a_pmtiles_archive_takes_gzipped_tiles(page, vector_server):
+    page.goto(vector_server.url + "/archive/preview.html")
+    page.wait_for_function(MAP_IDLE)
+    tile_requests = [(p, s) for p, s in vector_server.log if TILE_PATH.match(p)]
+    assert tile_requests and all(s.startswith("200") for _, s in tile_requests), tile_requests
+    assert _screen_pixel(page, 10, 50) != BACKGROUND  # the squares cover every tile
+    assert page.errors == []
+    _only_local(page, vector_server.url)
+
+
+def test_raster_layers_keep_leaflet_and_vector_pages_need_no_glyphs():
+    from TileStache.Preview import vector_preview_html, vector_style
+
+    assert "L.tileLayer" in preview_html("roads", "png")
+    style = vector_style("{z}/{x}/{y}.mvt", ["a", "b"], 0, 14)
+    assert "glyphs" not in style and "sprite" not in style
+    assert {layer["type"] for layer in style["layers"]} == {"background", "fill", "line", "circle"}
+    colours = {layer["paint"]["fill-color"] for layer in style["layers"] if layer["type"] == "fill"}
+    assert len(colours) == 2
+    page = vector_preview_html("<b>x</b>", "pbf", ["a"])
+    assert "<b>x</b>" not in page and "{z}/{x}/{y}.pbf" in page
