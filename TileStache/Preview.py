@@ -81,6 +81,19 @@ def _zoom_offset(tile_size: int) -> int | None:
     return int(exponent) if exponent == int(exponent) else None
 
 
+def _checked_view(extension, center, zoom, min_zoom, max_zoom) -> tuple[float, float, int, int, int]:
+    """(lat, lon, zoom, min_zoom, max_zoom) of a page's view, checked; ValueError when they are unusable."""
+    if not isinstance(extension, str) or not _EXTENSION.match(extension):
+        raise ValueError(f"preview: bad tile extension {extension!r}")
+    lat, lon = (float(v) for v in center)
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        raise ValueError(f"preview: bad center {center!r}")
+    min_zoom, max_zoom = int(min_zoom), int(max_zoom)
+    if min_zoom > max_zoom:
+        raise ValueError(f"preview: min_zoom {min_zoom} > max_zoom {max_zoom}")
+    return lat, lon, min(max(int(zoom), min_zoom), max_zoom), min_zoom, max_zoom
+
+
 def preview_html(
     layer_name: str,
     extension: str,
@@ -124,18 +137,10 @@ def preview_html(
             f"preview: unsupported projection {projection!r}; "
             "expected 'spherical mercator' or 'WGS84'"
         ) from None
-    if not isinstance(extension, str) or not _EXTENSION.match(extension):
-        raise ValueError(f"preview: bad tile extension {extension!r}")
     tile_size = int(tile_size)
     if tile_size <= 0:
         raise ValueError(f"preview: bad tile size {tile_size!r}")
-    lat, lon = (float(v) for v in center)
-    if not (math.isfinite(lat) and math.isfinite(lon)):
-        raise ValueError(f"preview: bad center {center!r}")
-    min_zoom, max_zoom = int(min_zoom), int(max_zoom)
-    if min_zoom > max_zoom:
-        raise ValueError(f"preview: min_zoom {min_zoom} > max_zoom {max_zoom}")
-    zoom = min(max(int(zoom), min_zoom), max_zoom)
+    lat, lon, zoom, min_zoom, max_zoom = _checked_view(extension, center, zoom, min_zoom, max_zoom)
 
     # Leaflet asks for tile zoom = map zoom + zoomOffset. Tiles of
     # 256 * 2**k pixels are drawn at their own size one k levels up;
@@ -295,15 +300,7 @@ def vector_preview_html(
     zooms are tile zooms. The map object is ``window.tilestachePreview``.
     Raises ValueError as preview_html does.
     """
-    if not isinstance(extension, str) or not _EXTENSION.match(extension):
-        raise ValueError(f"preview: bad tile extension {extension!r}")
-    lat, lon = (float(v) for v in center)
-    if not (math.isfinite(lat) and math.isfinite(lon)):
-        raise ValueError(f"preview: bad center {center!r}")
-    min_zoom, max_zoom = int(min_zoom), int(max_zoom)
-    if min_zoom > max_zoom:
-        raise ValueError(f"preview: min_zoom {min_zoom} > max_zoom {max_zoom}")
-    zoom = min(max(int(zoom), min_zoom), max_zoom)
+    lat, lon, zoom, min_zoom, max_zoom = _checked_view(extension, center, zoom, min_zoom, max_zoom)
     style = vector_style("{z}/{x}/{y}." + extension, [str(n) for n in source_layers], min_zoom, max_zoom)
     options = {"style": style, "center": [lon, lat], "zoom": zoom,
                "clickable": [f"{n}-{kind}" for n in source_layers for kind in ("fill", "line", "circle")]}

@@ -288,27 +288,10 @@ def test_url_hash_sets_and_follows_the_view(page, tile_server):
 # --- part B: the real server ---------------------------------------------------------
 
 
-@pytest.fixture
-def world_server():
-    """TileStache.WSGITileServer with a Mapnik world layer, under Werkzeug."""
+def _serving(app):
+    """Serve a WSGI app under Werkzeug on loopback; the server has ``url`` and ``log`` ((path, status) pairs)."""
     from werkzeug.serving import make_server
 
-    import TileStache
-
-    mapfile = REPO / "examples" / "world.xml"
-    assert mapfile.exists(), mapfile
-    config = TileStache.parseConfig(
-        {
-            "cache": {"name": "Test"},
-            "layers": {
-                "world": {
-                    "provider": {"name": "mapnik", "mapfile": str(mapfile)},
-                    "preview": {"lat": 20, "lon": 0, "zoom": 1, "ext": "png"},
-                }
-            },
-        }
-    )
-    app = TileStache.WSGITileServer(config)
     log: list[tuple[str, str]] = []
 
     def logged(environ, start_response):
@@ -329,6 +312,27 @@ def world_server():
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def world_server():
+    """TileStache.WSGITileServer with a Mapnik world layer, under Werkzeug."""
+    import TileStache
+
+    mapfile = REPO / "examples" / "world.xml"
+    assert mapfile.exists(), mapfile
+    config = TileStache.parseConfig(
+        {
+            "cache": {"name": "Test"},
+            "layers": {
+                "world": {
+                    "provider": {"name": "mapnik", "mapfile": str(mapfile)},
+                    "preview": {"lat": 20, "lon": 0, "zoom": 1, "ext": "png"},
+                }
+            },
+        }
+    )
+    yield from _serving(TileStache.WSGITileServer(config))
 
 
 def test_real_server_preview_draws_mapnik_tiles(page, world_server):
@@ -358,7 +362,6 @@ def test_real_server_preview_draws_mapnik_tiles(page, world_server):
 def vector_server(tmp_path):
     """TileStache.WSGITileServer with a file-backed vector layer and a PMTiles MVT archive, under Werkzeug."""
     from pmtiles.tile import Compression, TileType
-    from werkzeug.serving import make_server
 
     import TileStache
     from formats_helpers import mvt_tiles, vector_layer_spec, write_archive
@@ -369,27 +372,7 @@ def vector_server(tmp_path):
         "files": vector_layer_spec(tmp_path),
         "archive": {"provider": {"name": "pmtiles", "tileset": str(archive)},
                     "preview": {"ext": "mvt", "lat": 50, "lon": 10, "zoom": 3}}}})
-    app = TileStache.WSGITileServer(config)
-    log: list[tuple[str, str]] = []
-
-    def logged(environ, start_response):
-        def start(status, headers, *exc_info):
-            log.append((environ.get("PATH_INFO", ""), status))
-            return start_response(status, headers, *exc_info)
-
-        return app(environ, start)
-
-    server = make_server("127.0.0.1", 0, logged, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.log = log
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    yield from _serving(TileStache.WSGITileServer(config))
 
 
 MAP_IDLE = "() => window.tilestachePreview && window.tilestachePreview.loaded() && " \
