@@ -9,6 +9,7 @@ from werkzeug.serving import run_simple
 
 from . import WSGITileServer
 from .Errors import ConfigError
+from .Scripts.common import add_include_path_option, apply_include_path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,13 +18,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", default="tilestache.cfg", help="configuration file (default: %(default)s)")
     p.add_argument("-i", "--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("-p", "--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
-    p.add_argument("--autoreload", action="store_true", help="re-read the configuration when it changes")
+    add_include_path_option(p, short=False)
+    p.add_argument("--autoreload", action=argparse.BooleanOptionalAction, default=True,
+                   help="re-read the configuration when it changes (default: on, as the original)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the development server until interrupted."""
     args = parser().parse_args(argv)
+    apply_include_path(args.include_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = WSGITileServer(args.config, autoreload=args.autoreload)

@@ -6,13 +6,26 @@ test_scripts.py.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import urllib.request
 
+import pytest
+
+from ModestMaps.Core import Coordinate
+from PIL import Image
+
+import TileStache
 from counting_provider import rendered
-from script_helpers import (ROOT, WORLD, bbox_tiles, counting_layer, disk_tiles, metatile_expand, tool,
-                            write_config)
+from script_helpers import (BIN, ROOT, WORLD, bbox_tiles, counting_layer, disk_tiles, metatile_expand,
+                            polygons_layer, tile_xy, tool, write_config)
+from services import free_port
+from test_http import wait_for_port
+from test_scripts import layer_tiles, same
 
 OAKLAND = (37.777, -122.352, 37.839, -122.226)  # the original's default -b
 BOX = (40.5, -5.5, 50.5, 10.5)
@@ -103,13 +116,18 @@ class Provider(ImageProvider):
 '''
 
 
-def test_seed_and_clean_include_path_load_a_plugin_from_a_folder(tmp_path):
+def outside_plugin_config(tmp_path):
+    """(a folder off the Python path holding a plug-in provider, a config whose layer "world" uses it)."""
     folder = tmp_path / "lib"
     folder.mkdir()
     (folder / "outside_plugin.py").write_text(PLUGIN)
-    layer = {"provider": {"class": "outside_plugin:Provider", "kwargs": {"mapfile": os.path.join(
-        ROOT, "examples", "world.xml")}}}
-    cfg = write_config(tmp_path, {"world": layer})
+    cfg = write_config(tmp_path, {"world": {"provider": {"class": "outside_plugin:Provider", "kwargs": {
+        "mapfile": os.path.join(ROOT, "examples", "world.xml")}}}})
+    return folder, cfg
+
+
+def test_seed_and_clean_include_path_load_a_plugin_from_a_folder(tmp_path):
+    folder, cfg = outside_plugin_config(tmp_path)
     missing = tool("seed", "-c", cfg, "-l", "world", 1)
     assert missing.returncode == 2 and "outside_plugin" in missing.stderr
     result = tool("seed", "-c", cfg, "-l", "world", "-i", f"{tmp_path / 'nowhere'}:{folder}", *WORLD, 0, 1)
@@ -286,3 +304,138 @@ def test_list_output_feeds_seed_tile_list(tmp_path):
     assert tool("seed", "-c", cfg, "-l", "world", "--tile-list", tmp_path / "list.txt").returncode == 0
     assert disk_tiles(tmp_path / "cache", "world") == bbox_tiles(*BOX, [4]) == metatile_expand(
         bbox_tiles(*BOX, [4]), rows=1, columns=1)
+
+
+# -- tilestache-render ---------------------------------------------------------
+
+def test_render_coordinates_to_temporary_files_in_order(tmp_path):
+    cfg = write_config(tmp_path, {"poly": polygons_layer(tmp_path, rows=2, columns=2, buffer=16)})
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = tool("render", "-c", cfg, "-l", "poly", "3/4/2.png", "2/1/1.jpg", "3/4/2.png",
+                  env_extra={"TMPDIR": str(temp)})
+    assert result.returncode == 0, result.stderr
+    names = result.stdout.split()
+    assert len(names) == 3 and len(set(names)) == 3
+    assert all(os.path.dirname(n) == str(temp) and os.path.basename(n).startswith("tile-") for n in names)
+    assert [n.rsplit(".", 1)[1] for n in names] == ["png", "jpg", "png"]
+    config = TileStache.parseConfig(str(cfg))
+    for name, (z, x, y, ext) in zip(names, [(3, 4, 2, "png"), (2, 1, 1, "jpg"), (3, 4, 2, "png")]):
+        with open(name, "rb") as file:
+            assert file.read() == TileStache.getTile(config.layers["poly"], Coordinate(y, x, z), ext)[1]
+    assert (3, 4, 2) in disk_tiles(tmp_path / "cache", "poly")  # through the cache, as getTile
+
+
+def test_render_bad_coordinate_renders_nothing(tmp_path):
+    cfg = write_config(tmp_path, {"poly": polygons_layer(tmp_path)})
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = tool("render", "-c", cfg, "-l", "poly", "1/0/0.png", "1/x/0.png", env_extra={"TMPDIR": str(temp)})
+    assert result.returncode == 2 and "1/x/0.png" in result.stderr and result.stdout == ""
+    assert os.listdir(temp) == []
+    missing = tool("render", "-l", "poly", "1/0/0.png")
+    assert missing.returncode == 2 and "--config" in missing.stderr
+
+
+def test_render_and_compose_include_path(tmp_path):
+    folder, cfg = outside_plugin_config(tmp_path)
+    result = tool("render", "-c", cfg, "-l", "world", "--include-path", folder, "0/0/0.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(result.stdout.strip()).size == (256, 256)
+    os.unlink(result.stdout.strip())
+    out = tmp_path / "map.png"
+    composed = tool("compose", "-c", cfg, "-l", "world", "-i", folder, "-n", 0, 0, "-z", 1, "-d", 64, 64, out)
+    assert composed.returncode == 0, composed.stderr
+    assert Image.open(out).size == (64, 64)
+
+
+# -- tilestache-compose --------------------------------------------------------
+
+EXTENT = (66.51326044311186, -90, -66.51326044311186, 90)  # tiles 2/1/1 .. 2/2/2
+
+
+def test_compose_center_zoom_dimensions_to_the_output_argument(tmp_path):
+    cfg = write_config(tmp_path, {"world": counting_layer(tmp_path / "log")})
+    out = tmp_path / "map.png"
+    # centred on the corner of tiles 3/3/1, 3/4/1, 3/3/2 and 3/4/2: a quarter of each
+    result = tool("compose", "-c", cfg, "-l", "world", "-d", 256, 128, "-n", 66.51326044311186, 0, "-z", 3, out)
+    assert result.returncode == 0, result.stderr
+    tiles = layer_tiles(cfg, "world", 3, [3, 4, 5], [1, 2, 3])
+    assert same(Image.open(out), tiles.crop((128, 192, 384, 320)))
+
+
+def test_compose_extent_and_dimensions_and_extent_and_zoom(tmp_path):
+    cfg = write_config(tmp_path, {"world": counting_layer(tmp_path / "log")})
+    expected = layer_tiles(cfg, "world", 2, [1, 2], [1, 2])
+    assert tool("compose", "-c", cfg, "-l", "world", "-d", 512, 512, "-e", *EXTENT, tmp_path / "a.png").returncode == 0
+    assert same(Image.open(tmp_path / "a.png"), expected)
+    # extent and zoom: the image takes the extent's size at that zoom
+    result = tool("compose", "-c", cfg, "-l", "world", "-e", *EXTENT, "-z", 2, tmp_path / "b.png")
+    assert result.returncode == 0, result.stderr
+    assert same(Image.open(tmp_path / "b.png"), expected)
+    deeper = tool("compose", "-c", cfg, "-l", "world", "-e", *EXTENT, "-z", 3, tmp_path / "c.png")
+    assert deeper.returncode == 0 and Image.open(tmp_path / "c.png").size == (1024, 1024)
+
+
+def test_compose_defaults_and_conflicts(tmp_path, upstream):
+    out = tmp_path / "map.png"
+    result = tool("compose", "--url-template", upstream.url + "/tiles/{Z}/{X}/{Y}.png", out)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out).size == (900, 600)
+    zxy = [tuple(int(v) for v in r.path[len("/tiles/"):-len(".png")].split("/")) for r in upstream.requests]
+    center = (14, *tile_xy(37.8044, -122.2712, 14))
+    assert center in zxy and {z for z, _, _ in zxy} == {14}
+    assert {x for _, x, _ in zxy} == set(range(center[1] - 2, center[1] + 3))  # 900 px: 5 columns
+    for args, message in ((["-e", *EXTENT, "-n", 0, 0], "not both"), (["-e", *EXTENT, "-z", 2, "-d", 9, 9], "not both"),
+                          ([], "missing output file")):
+        bad = tool("compose", "--url-template", upstream.url + "/tiles/{Z}/{X}/{Y}.png", *args,
+                   *([tmp_path / "x.png"] if args else []))
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_compose_verbose_and_ignore_cached(tmp_path):
+    cfg = write_config(tmp_path, {"world": counting_layer(tmp_path / "log", rows=1, columns=1, buffer=0)})
+    out = tmp_path / "map.png"
+    args = ("-c", cfg, "-l", "world", "-e", *EXTENT, "-d", 512, 512, out)
+    result = tool("compose", "--verbose", *args)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sorted(line.split()[0] for line in lines[:-1]) == sorted(
+        f"world/2/{x}/{y}.png" for x in (1, 2) for y in (1, 2))
+    assert str(out) in lines[-1] and "(512, 512)" in lines[-1]
+    assert len(rendered(tmp_path / "log")) == 4
+    assert tool("compose", *args).stdout == ""
+    assert len(rendered(tmp_path / "log")) == 4  # from the cache
+    assert tool("compose", "-x", *args).returncode == 0
+    assert len(rendered(tmp_path / "log")) == 8
+
+
+# -- tilestache-server ---------------------------------------------------------
+
+def test_server_include_path_ip_port_config(tmp_path):
+    folder, cfg = outside_plugin_config(tmp_path)
+    port = free_port()
+    process = subprocess.Popen([os.path.join(BIN, "tilestache-server"), "-c", str(cfg), "-i", "127.0.0.1",
+                                "-p", str(port), "--include-path", str(folder)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/world/0/0/0.png", timeout=30) as response:
+            assert response.status == 200 and Image.open(io.BytesIO(response.read())).size == (256, 256)
+    finally:
+        process.terminate()
+        process.wait(10)
+    without = subprocess.run([os.path.join(BIN, "tilestache-server"), "-c", str(cfg), "-p", str(free_port())],
+                             capture_output=True, text=True, timeout=60)
+    assert without.returncode == 2 and "outside_plugin" in without.stderr
+
+
+@pytest.mark.parametrize("name", ["seed", "clean", "list", "render", "compose", "server"])
+def test_py_wrapper_and_console_script_are_the_same_tool(name):
+    wrapper = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", f"tilestache-{name}.py"), "--help"],
+                             capture_output=True, text=True, timeout=60)
+    console = tool(name, "--help")
+    assert wrapper.returncode == console.returncode == 0
+    assert wrapper.stdout == console.stdout and f"usage: tilestache-{name}" in console.stdout
+    assert "--include-path" in console.stdout or name == "list"

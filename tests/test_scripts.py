@@ -158,7 +158,7 @@ def test_render_by_center_and_size(tmp_path):
 def test_render_usage_errors(tmp_path):
     cfg = write_config(tmp_path, {"poly": polygons_layer(tmp_path)})
     for args, message in ((["3/8/0"], "outside the world"), (["3/x/0"], "expected z/x/y"),
-                          ([], "give a tile"), (["--center", 0, 0], "--center needs --zoom")):
+                          ([], "give a tile"), (["--center", 0, 0, "-z", 40], "zoom 40 is outside")):
         result = tool("render", "-c", cfg, "-l", "poly", "-o", tmp_path / "x.png", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "x.png").exists()
@@ -187,7 +187,7 @@ def test_compose_offset_and_odd_size(tmp_path):
 
 def test_compose_from_a_url_template(tmp_path, upstream):
     out = tmp_path / "map.png"
-    result = tool("compose", "-u", upstream.url + "/tiles/{Z}/{X}/{Y}.png", "-e", *EXTENT,
+    result = tool("compose", "--url-template", upstream.url + "/tiles/{Z}/{X}/{Y}.png", "-e", *EXTENT,
                   "-d", 512, 512, "-o", out)
     assert result.returncode == 0, result.stderr
     paths = sorted(r.path for r in upstream.requests)
@@ -198,7 +198,7 @@ def test_compose_from_a_url_template(tmp_path, upstream):
 
 def test_compose_reports_failed_tiles(tmp_path, upstream):
     out = tmp_path / "map.png"
-    result = tool("compose", "-u", upstream.url + "/status/500/{z}/{x}/{y}", "-e", *EXTENT,
+    result = tool("compose", "--url-template", upstream.url + "/status/500/{z}/{x}/{y}", "-e", *EXTENT,
                   "-d", 512, 512, "-o", out)
     assert result.returncode == 1
     assert "4 tiles failed" in result.stderr and "2/1/1" in result.stderr
@@ -206,7 +206,7 @@ def test_compose_reports_failed_tiles(tmp_path, upstream):
 
 def test_compose_usage_errors(tmp_path):
     for args, message in ((["-e", 1, 2, 3, 4], "give --config and --layer"),
-                          (["-u", "http://x/{Z}/{X}/{Y}", "-e", 1, 1, 1, 1], "single point"),
+                          (["--url-template", "http://x/{Z}/{X}/{Y}", "-e", 1, 1, 1, 1], "single point"),
                           (["-c", tmp_path / "none.cfg", "-l", "x", "-e", 1, 2, 3, 4], "does not exist")):
         result = tool("compose", *args, "-o", tmp_path / "m.png")
         assert result.returncode == 2 and message in result.stderr, result.stderr

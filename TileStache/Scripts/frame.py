@@ -71,3 +71,13 @@ def frame_by_center(projection, width: int, height: int, lat: float, lon: float,
                     tile_size: int = 256) -> Frame:
     """The frame centred on a location at a zoom."""
     return _centered(projection.locationCoordinate(Location(lat, lon)), int(zoom), width, height, tile_size)
+
+
+def frame_by_extent_zoom(projection, north: float, west: float, south: float, east: float, zoom: int,
+                         tile_size: int = 256) -> Frame:
+    """The frame covering exactly the extent at a zoom, at whatever pixel size that takes."""
+    a = projection.locationCoordinate(Location(north, west)).zoomTo(zoom)
+    b = projection.locationCoordinate(Location(south, east)).zoomTo(zoom)
+    width = max(1, int((b.column - a.column) * tile_size))
+    height = max(1, int((b.row - a.row) * tile_size))
+    return Frame(int(zoom), a.row, a.column, width, height, tile_size)
