@@ -11,6 +11,7 @@ import json
 import mapbox_vector_tile
 import psycopg
 import pytest
+import services
 from ModestMaps.Core import Coordinate
 from shapely.geometry import LineString, Point, shape
 
@@ -165,6 +166,9 @@ def test_multiprovider_gathers_the_named_layers(vectiles_db):
     })
     layers = mapbox_vector_tile.decode(tile(cfg, "both", 1, 0, 0, "pbf")[1])
     assert names_in(layers["cities"]) == {"San Francisco"} and names_in(layers["lines"]) == {"parallel"}
+    # decoded as mapbox-vector-tile 1.x did (what the original's tests expect): integer geometry types
+    plain = mapbox_vector_tile.decode(tile(cfg, "both", 1, 0, 0, "pbf")[1], default_options={"geojson": False})
+    assert [f["type"] for f in plain["cities"]["features"] + plain["lines"]["features"]] == [1, 2]
     merged = json.loads(tile(cfg, "both", 1, 0, 0, "json")[1])
     assert set(merged) == {"cities", "lines"}
     assert merged["cities"]["features"][0]["clipped"] is True and "clipped" not in merged["lines"]["features"][0]
@@ -232,3 +236,22 @@ def test_postgeojson_sample_config(vectiles_db):
     with pytest.raises(ConfigError) as caught:
         config({"p": {"provider": {**provider, "kwargs": {**provider["kwargs"], "geometry_column": "geom"}}}})
     assert caught.value.layer == "p" and "geom" in str(caught.value)
+
+
+def test_database_down_is_503_and_nothing_cached(tmp_path):
+    db = services.PostGIS()
+    try:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE t (name text, __geometry__ geometry(Point, 900913))")
+            conn.execute("INSERT INTO t VALUES ('null island', ST_SetSRID(ST_MakePoint(1, 1), 900913))")
+        cfg = TileStache.Config.buildConfiguration(
+            {"cache": {"name": "Disk", "path": str(tmp_path / "cache")},
+             "layers": {"t": vectiles(db, ["SELECT * FROM t"])}}, str(tmp_path))
+        assert TileStache.requestHandler2(cfg, "/t/0/0/0.pbf")[0] == 200
+        db._kill()
+        for path in ("/t/1/1/0.pbf", "/t/1/1/0.json", "/t/1/1/0.topojson"):
+            status, _, body = TileStache.requestHandler2(cfg, path)
+            assert status == 503 and b"Traceback" not in body
+        assert not list((tmp_path / "cache" / "t").glob("1/**/*.*"))
+    finally:
+        db.stop()
