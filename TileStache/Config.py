@@ -6,6 +6,7 @@ and key it is about. Plug-ins are loaded from ``"class": "Module:Name"`` with
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import mimetypes
@@ -243,6 +244,23 @@ def build_pixel_effect(spec: dict, layer: str):
         raise ConfigError(str(error).strip("'\""), layer, "pixel effect") from None
 
 
+def check_kwargs(cls: type, kwargs: dict, layer: str | None, key: str) -> None:
+    """Fail naming the key when a plug-in is given a keyword it does not take, or lacks a required one."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for unknown in sorted(set(kwargs) - {p.name for p in named}):
+        raise ConfigError(f"{cls.__name__} takes no {unknown!r} (it takes: "
+                          f"{', '.join(p.name for p in named[1:]) or 'nothing'})", layer, f"{key}.{unknown}")
+    for p in named[1:]:
+        if p.default is p.empty and p.kind is not p.VAR_POSITIONAL and p.name not in kwargs:
+            raise ConfigError(f"{cls.__name__} needs {p.name!r}", layer, f"{key}.{p.name}")
+
+
 def build_provider(layer: Core.Layer, spec: dict, name: str):
     """A provider object from its config dict."""
     from . import Providers
@@ -260,8 +278,10 @@ def build_provider(layer: Core.Layer, spec: dict, name: str):
         cls = load_plugin(class_path, name, "provider")
     else:
         raise ConfigError('a provider needs "name" or "class"', name, "provider")
+    kwargs = plugin_kwargs(spec, name, "provider")
+    check_kwargs(cls, kwargs, name, "provider")
     try:
-        return cls(layer, **plugin_kwargs(spec, name, "provider"))
+        return cls(layer, **kwargs)
     except ConfigError as error:
         if error.layer is None:
             raise ConfigError(error.message, name, f"provider.{error.key}" if error.key else "provider") from None

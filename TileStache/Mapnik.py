@@ -184,6 +184,11 @@ class GridProvider:
 
     def renderTile(self, width: int, height: int, srs: str, coord, scale_factor: float | None = None) -> bytes:
         """The UTFGrid JSON of one tile."""
+        return self.render_grid(width, height, coord, scale_factor)
+
+    def render_grid(self, width: int, height: int, coord, scale_factor: float | None = None,
+                    buffer: int = 0) -> bytes:
+        """The UTFGrid JSON of one tile, querying features ``buffer`` pixels beyond its edges."""
         projection = self.layer.projection
         ul = projection.coordinateProj(coord)
         lr = projection.coordinateProj(coord.right().down())
@@ -194,6 +199,8 @@ class GridProvider:
             if m.width != width or m.height != height:
                 m.resize(width, height)
             m.zoom_to_box(mapnik.Box2d(ul.x, lr.y, lr.x, ul.y))
+            if buffer:
+                m.buffer_size = buffer
             for index, fields, name in self.layers:
                 grid = mapnik.Grid(width, height)
                 mapnik.render_layer(m, grid, layer=index, fields=fields, scale_factor=factor)

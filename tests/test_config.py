@@ -119,7 +119,7 @@ def test_default_cache_is_test():
 @pytest.mark.parametrize("config, layer, key, words", [
     (layer_config(provider={"name": "nope"}), "demo", "provider", "unknown provider"),
     ({"cache": {"name": "Floppy"}, "layers": {}}, None, "cache", "unknown cache"),
-    (layer_config(provider={"name": "mapnik"}), "demo", "provider", "mapfile"),
+    (layer_config(provider={"name": "mapnik"}), "demo", "provider.mapfile", "mapfile"),
     (layer_config(provider={"name": "mapnik", "mapfile": "/no/such/style.xml"}), "demo", "provider.mapfile", "does not exist"),
     (layer_config(metatile=4), "demo", "metatile", "expected dict"),
     (layer_config(**{"tile height": "256"}), "demo", "tile height", "expected int"),
@@ -134,7 +134,7 @@ def test_default_cache_is_test():
     (layer_config(provider={"name": "proxy", "url": "ftp://x/{Z}"}), "demo", "provider.url", "http"),
     (layer_config(provider={"name": "url template", "template": "http://x/$xmin", "source projection": "nope"}),
      "demo", "provider.source projection", "unknown projection"),
-    (layer_config(provider={"name": "mapnik", "mapfile": WORLD, "colour": 1}), "demo", "provider", "colour"),
+    (layer_config(provider={"name": "mapnik", "mapfile": WORLD, "colour": 1}), "demo", "provider.colour", "colour"),
     ({"cache": {"name": "Disk", "path": "/tmp/x", "dirs": "sideways"}, "layers": {}}, None, "cache", "dirs"),
     ({"layers": {"a/b": {"provider": {"class": "plugins:GridPainter"}}}}, "a/b", None, "layer names"),
     ({"layers": {"demo": {}}}, "demo", "provider", "needs a provider"),
