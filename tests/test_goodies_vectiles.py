@@ -190,8 +190,8 @@ def test_mvt_and_other_extensions_are_400s_naming_pbf(vectiles_db):
 
 
 @pytest.mark.parametrize("kwargs, key, words", [
-    ({"queries": [CITIES_SQL], "tables": "x"}, "provider", "tables"),
-    ({}, "provider", "queries"),
+    ({"queries": [CITIES_SQL], "tables": "x"}, "provider.tables", "tables"),
+    ({}, "provider.queries", "queries"),
     ({"queries": [CITIES_SQL, "missing-file.pgsql"]}, "provider.queries[1]", "no query file"),
     ({"queries": ["SELECT name FROM vt_cities"]}, "provider.queries[0]", "__geometry__"),
     ({"queries": ["SELECT * FROM no_such_table"]}, "provider.queries[0]", "does not work"),
