@@ -26,6 +26,9 @@ Each step takes:
   (input levels mapped to 0, 128, 255 by a quadratic), ``["curves2",
   [[[in, out], ...], ...]]`` (piecewise-linear maps for red, green, blue).
 
+A step may itself be a list: a nested stack, drawn onto a transparent tile of
+its own and then put over what lies below it.
+
 Blend modes use the W3C compositing formulas: the blended colour is mixed
 with the source colour by the backdrop's alpha, then composited "over".
 Referenced layers must exist and must not lead back to this layer; both are
@@ -169,15 +172,27 @@ class Step:
         return self.zooms is None or self.zooms[0] <= zoom <= self.zooms[1]
 
 
+class Group:
+    """A nested stack: its steps are drawn onto a transparent canvas of their own, then put over the canvas below."""
+
+    def __init__(self, specs: list, where: str) -> None:
+        if not specs:
+            raise ConfigError(f"{where} is an empty stack", key="stack")
+        self.steps = [Group(spec, f"{where}[{i}]") if isinstance(spec, list) else Step(spec, f"{where}[{i}]")
+                      for i, spec in enumerate(specs)]
+
+    def flat(self) -> list[Step]:
+        """Every Step of this group and the groups inside it."""
+        return [leaf for step in self.steps for leaf in (step.flat() if isinstance(step, Group) else [step])]
+
+
 class Provider:
     """Renders a tile by compositing a stack of other layers, colours and images."""
 
     def __init__(self, layer, stack) -> None:
         self.layer = layer
-        steps = stack if isinstance(stack, list) else [stack]
-        if not steps:
-            raise ConfigError("stack is empty", key="stack")
-        self.steps = [Step(spec, f"stack[{i}]") for i, spec in enumerate(steps)]
+        self.stack = Group(stack if isinstance(stack, list) else [stack], "stack")
+        self.steps = self.stack.flat()
         self.files: dict[str, np.ndarray] = {}
 
     def references(self) -> set[str]:
@@ -237,9 +252,15 @@ class Provider:
                 tiles[name] = self._source(name, coord, width, height)
             return tiles[name]
 
-        canvas = np.zeros((height, width, 4), np.float32)
-        for step in self.steps:
-            if not step.shows_at(int(coord.zoom)):
+        return from_array(self._draw(self.stack, np.zeros((height, width, 4), np.float32), source, int(coord.zoom)))
+
+    def _draw(self, group: Group, canvas: np.ndarray, source, zoom: int) -> np.ndarray:
+        for step in group.steps:
+            if isinstance(step, Group):
+                layer = self._draw(step, np.zeros_like(canvas), source, zoom)
+                canvas = over(canvas, layer)
+                continue
+            if not step.shows_at(zoom):
                 continue
             top = np.empty_like(canvas)
             top[...] = step.color if step.color is not None else (0, 0, 0, 0)
@@ -253,7 +274,7 @@ class Provider:
                 mask = source(step.mask)
                 alpha = alpha * luminance(mask[..., :3]) * mask[..., 3]
             canvas = composite(canvas, rgb, alpha, step.blend)
-        return from_array(canvas)
+        return canvas
 
     def _source(self, name: str, coord, width: int, height: int) -> np.ndarray:
         config = self.layer.config
