@@ -49,6 +49,7 @@ TOP_KEYS: dict[str, tuple] = {
     "layers": (dict,),
     "index": (str,),
     "logging": (str,),
+    "metrics": (bool,),
 }
 
 LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -57,7 +58,7 @@ LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 EXTRAS = {"mapnik": "mapnik", "memcache": "memcache", "redis": "redis", "boto3": "s3",
           "botocore": "s3", "shapely": "vector", "pyproj": "vector", "pyogrio": "vector",
           "psycopg": "vector", "psycopg_pool": "vector", "mapbox_vector_tile": "vector",
-          "numpy": "sandwich", "pmtiles": "pmtiles", "urllib3": "pmtiles"}
+          "numpy": "sandwich", "pmtiles": "pmtiles", "urllib3": "pmtiles", "prometheus_client": "metrics"}
 
 DEFAULT_INDEX = ("text/plain", b"TileStache bellows hello.\n")
 
@@ -70,6 +71,7 @@ class Configuration:
         self.dirpath = dirpath
         self.layers: dict[str, Core.Layer] = {}
         self.index: tuple[str, bytes] = DEFAULT_INDEX
+        self.metrics = None  # a Metrics.Metrics when "metrics" is true
 
 
 def _check_type(value, types: tuple, layer: str | None, key: str) -> None:
@@ -321,6 +323,10 @@ def buildConfiguration(config_dict: dict, dirpath: str = ".") -> Configuration:
 
     cache = build_cache(config_dict.get("cache", {"name": "Test"}), dirpath)
     config = Configuration(cache, dirpath)
+    if config_dict.get("metrics", False):
+        from . import Metrics
+
+        config.metrics = Metrics.enable()
     for name, spec in config_dict.get("layers", {}).items():
         config.layers[name] = build_layer(config, name, spec)
     for layer in config.layers.values():  # providers that refer to other layers check them now

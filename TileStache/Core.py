@@ -22,8 +22,10 @@ from PIL import Image
 
 from . import Formats
 from .Caches import CacheEntry, entry_bytes, read_entry
-from .Errors import BadRequest, KnownUnknown, NoTileLeftBehind, NotFound  # noqa: F401  (public names)
+from .Errors import (BadRequest, KnownUnknown, NoTileLeftBehind, NotFound,  # noqa: F401  (public names)
+                     ServiceUnavailable, UpstreamError)
 from .Geography import grid_size
+from .Selection import tile_name
 
 log = logging.getLogger(__name__)
 
@@ -311,10 +313,17 @@ class Layer:
             return TileResult(404, fields, self.empty_tile(format, mimetype))
 
         cache = self.config.cache
+        metrics = getattr(self.config, "metrics", None)
         entry = None if ignore_cached else read_entry(cache, self, coord, format)
         if entry is None:
             lock_coord = self.metatile.firstCoord(coord)
-            cache.lock(self, lock_coord, format)
+            if metrics is None:
+                cache.lock(self, lock_coord, format)
+            else:
+                metrics.miss(self.name())
+                started = time.perf_counter()
+                cache.lock(self, lock_coord, format)
+                metrics.locked(self.name(), time.perf_counter() - started)
             try:
                 entry = None if ignore_cached else read_entry(cache, self, coord, format)
                 if entry is None:
@@ -331,6 +340,8 @@ class Layer:
                             else CacheEntry(gzipped, time.time(), "gzip")
             finally:
                 cache.unlock(self, lock_coord, format)
+        elif metrics is not None:
+            metrics.hit(self.name())
 
         body, modified, encoding, etag = entry
         if encoding == "gzip":
@@ -358,16 +369,32 @@ class Layer:
 
         Raises NoTileLeftBehind, carrying the encoded tile, when the provider says not to cache.
         """
+        started = time.perf_counter()
+        metrics = getattr(self.config, "metrics", None)
         try:
             tiles = self.render_tiles(coord, format)
         except NoTileLeftBehind as nothing:
             raise NoTileLeftBehind(self.encode_tile(nothing.tile, format)) from None
+        except (UpstreamError, ServiceUnavailable) as error:
+            cause = error.__context__  # what the provider caught, kept for the log
+            log.warning("upstream failed layer=%s metatile=%s error=%s%s", self.name(), tile_name(coord), error,
+                        f" ({str(cause).strip().splitlines()[0]})" if cause is not None and str(cause).strip() else "")
+            if metrics is not None:
+                metrics.upstream_error(self.name())
+            raise
         wanted = None
+        cache = self.config.cache
         for other, body in tiles:
             if self.write_cache:
-                self.config.cache.save(body, self, other, format)
+                cache.save(body, self, other, format)
             if (other.zoom, other.column, other.row) == (coord.zoom, coord.column, coord.row):
                 wanted = body
+        seconds = time.perf_counter() - started
+        if metrics is not None:
+            metrics.rendered(self.name(), seconds)
+        log.info("rendered layer=%s metatile=%s tiles=%d ms=%.0f cache=%s", self.name(),
+                 tile_name(self.metatile.firstCoord(coord)), len(tiles), seconds * 1000,
+                 type(cache).__name__ if self.write_cache else "off")
         return wanted
 
     def render_tiles(self, coord, format: str) -> list[tuple[Coordinate, bytes]]:

@@ -98,6 +98,9 @@ def seed_metatile(layer, first: Coordinate, format: str, ignore_cached: bool = F
                 layer.render_and_save(first, format)
             finally:
                 cache.unlock(layer, first, format)
+            metrics = getattr(layer.config, "metrics", None)
+            if metrics is not None:
+                metrics.tiles_seeded(layer.name(), len(coords))
             return Outcome(name, len(coords), RENDERED)
         except NoTileLeftBehind:
             return Outcome(name, len(coords), UNCACHEABLE)

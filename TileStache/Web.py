@@ -52,12 +52,19 @@ def request_environ(path_info: str, query_string: str = "", script_name: str = "
 def handle(config, environ: Mapping) -> Response:
     """Answer one request (a WSGI environ) against a configuration; never raises."""
     try:
-        return route(config, environ)
+        response = route(config, environ)
     except KnownUnknown as error:
-        return text_response(error.status, str(error) or "Error")
+        response = text_response(error.status, str(error) or "Error")
     except Exception:
         log.exception("Error answering %s", environ.get("PATH_INFO"))
-        return text_response(500, "Internal server error")
+        response = text_response(500, "Internal server error")
+    metrics = getattr(config, "metrics", None)
+    if metrics is not None:  # probes and scrapes are not traffic: not counted
+        path = environ.get("PATH_INFO") or "/"
+        if path != "/health" and path != "/metrics":
+            first = path[1:].split("/", 1)[0]
+            metrics.request(first if first in config.layers else "", response.status)
+    return response
 
 
 def route(config, environ: Mapping) -> Response:
@@ -74,6 +81,8 @@ def route(config, environ: Mapping) -> Response:
             mimetype, body = "text/html; charset=utf-8", index_html(config, environ.get("SCRIPT_NAME", ""))
         return Response(200, [("Content-Type", mimetype)], body)
 
+    if path == "/health" or path == "/metrics":
+        return service_page(config, path, query_string)
     if path == "/WMTSCapabilities.xml":
         from .WMTS import capabilities
 
@@ -119,6 +128,23 @@ def route(config, environ: Mapping) -> Response:
     if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
         return conditional(response, environ)
     return response
+
+
+def service_page(config, path: str, query_string: str) -> Response:
+    """/health ("ok"; with ?ready=1 503 unless the cache answers) or /metrics (404 unless "metrics" is on)."""
+    if path == "/health":
+        ready = parse_qs(query_string).get("ready", [""])[0].lower() in ("1", "true", "yes")
+        if ready:
+            from .Metrics import cache_ready
+
+            if not cache_ready(config):
+                return text_response(503, "cache unavailable", [("Cache-Control", "no-store")])
+        return text_response(200, "ok", [("Cache-Control", "no-store")])
+    metrics = getattr(config, "metrics", None)
+    if metrics is None:
+        raise NotFound('Metrics are off (set "metrics": true in the configuration)')
+    content_type, body = metrics.exposition()
+    return Response(200, [("Content-Type", content_type), ("Cache-Control", "no-store")], body)
 
 
 def jsonp_callback(query_string: str) -> str | None:

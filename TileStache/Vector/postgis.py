@@ -401,7 +401,7 @@ class PostGISSource:
             with get_pool(self.conninfo, self.timeout).connection() as conn:
                 rows = conn.execute(query, params).fetchall()
         except (psycopg.OperationalError, PoolTimeout) as error:
-            log.warning("PostGIS unavailable: %s", str(error).strip().splitlines()[0] if str(error) else error)
+            log.debug("PostGIS unavailable: %s", str(error).strip().splitlines()[0] if str(error) else error)
             raise ServiceUnavailable("Database unavailable, try again later") from None
         except psycopg.Error as error:
             log.error("PostGIS query failed: %s", error)
