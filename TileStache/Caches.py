@@ -10,7 +10,11 @@ A cache is any object with these methods (duck typed, as in the original):
 
 A cache may also offer ``read_entry(layer, coord, format) -> CacheEntry | None``
 to report when a tile was written and whether its stored bytes are gzipped;
-``read_entry`` below falls back to ``read`` for caches that do not.
+``read_entry`` below falls back to ``read`` for caches that do not. Caches that
+know a tile's age (for ``tilestache-clean --older-than``) offer
+``saved_time(layer, coord, format) -> float | None`` (epoch seconds) and
+``saved_tiles(layer, format)``, which yields (coordinate, saved time) for every
+tile of a layer they hold.
 Shared backends (Memcache, Redis, S3, MBTiles, LimitedDisk) live in modules of
 their own and are imported only when a configuration names them.
 """
@@ -27,7 +31,8 @@ import tempfile
 import time
 from typing import NamedTuple
 
-from ModestMaps.Tiles import toMicrosoft
+from ModestMaps.Core import Coordinate
+from ModestMaps.Tiles import fromMicrosoft, toMicrosoft
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +124,30 @@ def disk_path(layout: str, layer_name: str, coord, extension: str) -> str:
 
 
 DISK_LAYOUTS = ("safe", "portable", "quadtile")
+
+
+def disk_coord(layout: str, layer_name: str, relative: str, extension: str) -> Coordinate | None:
+    """The tile a Disk cache path (relative to the cache folder) holds, or None for other files."""
+    parts = relative.split("/")
+    if parts[0] != layer_name or not parts[-1].endswith("." + extension):
+        return None
+    parts = parts[1:]
+    parts[-1] = parts[-1][:-len(extension) - 1]
+    if not all(p.isdigit() for p in parts):
+        return None
+    if layout == "quadtile":
+        quadkey = "".join(parts)
+        if not quadkey.startswith("0") or any(d not in "0123" for d in quadkey):
+            return None
+        column, row, zoom = fromMicrosoft(quadkey[1:]) if len(quadkey) > 1 else (0, 0, 0)
+    elif layout == "portable" and len(parts) == 3:
+        zoom, column, row = (int(p) for p in parts)
+    elif layout == "safe" and len(parts) == 5:
+        zoom, column, row = int(parts[0]), int(parts[1] + parts[2]), int(parts[3] + parts[4])
+    else:
+        return None
+    coord = Coordinate(int(row), int(column), int(zoom))
+    return coord if disk_path(layout, layer_name, coord, extension) == relative else None
 
 
 def read_to_end(fd: int, start: bytes) -> bytes:
@@ -226,6 +255,31 @@ class Disk:
     def read(self, layer, coord, format) -> bytes | None:
         """The tile's bytes (decompressed), or None."""
         return entry_bytes(self.read_entry(layer, coord, format))
+
+    def saved_time(self, layer, coord, format) -> float | None:
+        """When the tile's file was last written (epoch seconds), or None when there is none."""
+        try:
+            return os.stat(self._filepath(layer, coord, format)).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def saved_tiles(self, layer, format):
+        """(coordinate, file modification time) of every tile of the layer and format on disk."""
+        name = str(layer.name())
+        suffix = self._places.get((layer, format)) or self._place(layer, format)
+        suffix = suffix[2]
+        top = os.path.join(self.cachepath, name)
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if not d.endswith(".lock"))
+            relative_folder = os.path.relpath(folder, self.cachepath).replace(os.sep, "/")
+            for file in sorted(files):
+                coord = disk_coord(self.dirs, name, f"{relative_folder}/{file}", suffix)
+                if coord is None:
+                    continue
+                try:
+                    yield coord, os.stat(os.path.join(folder, file)).st_mtime
+                except FileNotFoundError:  # removed meanwhile
+                    continue
 
     def save(self, body: bytes, layer, coord, format) -> None:
         """Write the tile to a temporary file beside it, then rename it into place."""

@@ -54,7 +54,11 @@ CREATE TABLE IF NOT EXISTS tiles (zoom_level INTEGER, tile_column INTEGER, tile_
                                   tile_data BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS tile_index ON tiles (zoom_level, tile_column, tile_row);
 CREATE TABLE IF NOT EXISTS tilestache_locks (key TEXT PRIMARY KEY, token TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS tilestache_saved (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER,
+                                             saved REAL, PRIMARY KEY (zoom_level, tile_column, tile_row));
 """
+# tilestache_saved: when the cache saved each tile (for tilestache-clean --older-than); a table of its
+# own beside the spec's, so the file stays a valid MBTiles tileset for every other reader.
 
 SELECT_TILE = "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?"
 
@@ -136,13 +140,45 @@ class Tileset:
         row = self.db().execute(SELECT_TILE, (z, int(coord.column), (1 << z) - 1 - int(coord.row))).fetchone()
         return None if row is None else bytes(row[0])
 
-    def put(self, coord, body: bytes) -> None:
-        self.db().execute("INSERT OR REPLACE INTO tiles (zoom_level, tile_column, tile_row, tile_data)"
-                          " VALUES (?, ?, ?, ?)", (*tms_row(coord), sqlite3.Binary(body)))
+    def put(self, coord, body: bytes, saved: float | None = None) -> None:
+        """Store a tile; with saved, record that time in tilestache_saved in the same transaction."""
+        db = self.db()
+        if saved is None:
+            db.execute("INSERT OR REPLACE INTO tiles (zoom_level, tile_column, tile_row, tile_data)"
+                       " VALUES (?, ?, ?, ?)", (*tms_row(coord), sqlite3.Binary(body)))
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT OR REPLACE INTO tiles (zoom_level, tile_column, tile_row, tile_data)"
+                       " VALUES (?, ?, ?, ?)", (*tms_row(coord), sqlite3.Binary(body)))
+            db.execute("INSERT OR REPLACE INTO tilestache_saved (zoom_level, tile_column, tile_row, saved)"
+                       " VALUES (?, ?, ?, ?)", (*tms_row(coord), float(saved)))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def delete(self, coord) -> None:
-        self.db().execute("DELETE FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
-                          tms_row(coord))
+        where = "WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?"
+        self.db().execute("DELETE FROM tiles " + where, tms_row(coord))
+        self.db().execute("DELETE FROM tilestache_saved " + where, tms_row(coord))
+
+    def saved_time(self, coord) -> float | None:
+        """When the tile was saved by a TileStache cache, or None (no tile, or saved by something else)."""
+        row = self.db().execute(
+            "SELECT saved FROM tilestache_saved WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?"
+            " AND EXISTS (SELECT 1 FROM tiles t WHERE t.zoom_level = tilestache_saved.zoom_level AND"
+            " t.tile_column = tilestache_saved.tile_column AND t.tile_row = tilestache_saved.tile_row)",
+            tms_row(coord)).fetchone()
+        return None if row is None else float(row[0])
+
+    def saved_tiles(self) -> list[tuple[Coordinate, float]]:
+        """(coordinate, saved time) of every tile whose save time is recorded, by zoom, column, row."""
+        rows = self.db().execute(
+            "SELECT t.zoom_level, t.tile_column, t.tile_row, s.saved FROM tiles t JOIN tilestache_saved s"
+            " ON s.zoom_level = t.zoom_level AND s.tile_column = t.tile_column AND s.tile_row = t.tile_row"
+            " ORDER BY t.zoom_level, t.tile_column, t.tile_row").fetchall()
+        return [(Coordinate((1 << int(z)) - 1 - int(y), int(x), int(z)), float(saved)) for z, x, y, saved in rows]
 
     def check(self, key: str) -> dict[str, str]:
         """The metadata, after proving the file is a readable tileset; ConfigError if not."""
@@ -209,6 +245,7 @@ class Cache:
             self.tileset.set_metadata("name", name or os.path.splitext(os.path.basename(filename))[0])
         self._tokens: dict[tuple[int, str], str] = {}
         self._held: str | None = None
+        self.clock = time.time  # when save() says a tile was saved (tests set it back)
 
     def _holds(self, format: str) -> bool:
         """True when tiles of this format belong in the file (fixing the format on first use)."""
@@ -290,7 +327,16 @@ class Cache:
             return
         if self.format == "pbf" and body[:2] != b"\x1f\x8b":
             body = gzip.compress(body, mtime=0)
-        self.tileset.put(coord, body)
+        self.tileset.put(coord, body, saved=self.clock())
+
+    def saved_time(self, layer, coord, format) -> float | None:
+        """When this cache saved the tile (epoch seconds), or None (no tile, or its time is unknown)."""
+        return self.tileset.saved_time(coord) if self._holds(format) else None
+
+    def saved_tiles(self, layer, format) -> list[tuple[Coordinate, float]]:
+        """(coordinate, saved time) of the file's tiles whose save time is recorded (the file is one tileset,
+        so every layer cached in it sees them all)."""
+        return self.tileset.saved_tiles() if self._holds(format) else []
 
 
 class GzippedTile(bytes):

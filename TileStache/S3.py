@@ -22,11 +22,12 @@ import os
 import time
 
 import boto3
+from ModestMaps.Core import Coordinate
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .Caches import CacheEntry, tile_extension
-from .Errors import ConfigError
+from .Errors import ConfigError, ServiceUnavailable
 from .SharedCache import SOCKET_TIMEOUT, Outage, check_prefix, tile_parts
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,31 @@ class Cache:
         """The tile's bytes, or None."""
         entry = self.read_entry(layer, coord, format)
         return None if entry is None else entry.body
+
+    def saved_time(self, layer, coord, format) -> float | None:
+        """The tile's LastModified (epoch seconds), or None when there is no such object."""
+        ok, result = self._call("read", self.client.head_object, Bucket=self.bucket,
+                                Key=self._key(layer, coord, format))
+        if not ok:
+            raise ServiceUnavailable(f"{self.outage.name} is unavailable")
+        return None if isinstance(result, ClientError) else result["LastModified"].timestamp()
+
+    def saved_tiles(self, layer, format):
+        """(coordinate, LastModified) of every tile object of the layer and format, by key."""
+        name = tile_parts(layer, Coordinate(0, 0, 0))[0]
+        prefix = f"{self.path}/{name}/" if self.path else f"{name}/"
+        ending = "." + tile_extension(format)
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    parts = item["Key"][len(prefix):].split("/")
+                    if len(parts) != 3 or not parts[2].endswith(ending):
+                        continue
+                    z, x, y = parts[0], parts[1], parts[2][:-len(ending)]
+                    if z.isdigit() and x.isdigit() and y.isdigit():
+                        yield Coordinate(int(y), int(x), int(z)), item["LastModified"].timestamp()
+        except (ClientError, BotoCoreError) as error:
+            raise ServiceUnavailable(f"{self.outage.name}: listing failed: {error}") from None
 
     def save(self, body: bytes, layer, coord, format) -> None:
         """Put the tile with its Content-Type."""
