@@ -257,6 +257,9 @@ def test_gunicorn_counts_every_request_of_both_workers_and_survives_a_killed_wor
     for key, count in found.items():
         if not key[0].endswith("_created"):
             assert after_kill.get(key, 0.0) >= count, key  # monotonic: the dead worker's counts stay
+    (metrics_dir / "counter_4242424.db").write_bytes(b"\xff\x00\x00\x00 half a file")  # a torn write
+    status, body = get(port, "/metrics")
+    assert status == 200 and samples(body.decode()) == after_kill  # the unreadable file is left out
     more = [f"/a/2/{x}/0.png" for x in range(4)] * 5
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(lambda path: get(port, path)[0], more)) == {200}
