@@ -75,46 +75,49 @@ class Metrics:
                                        registry=registry)
         self.seeded = Counter("tilestache_tiles_seeded", "Tiles rendered into the cache by seeding", ["layer"],
                               registry=registry)
-        self._children: dict[tuple, object] = {}  # (metric, labels) -> its child: labels() costs a lock
+        # metric -> {label values: child}: labels() takes a lock and builds a key, so each child is made once
+        self._children: dict[object, dict[tuple, object]] = {
+            m: {} for m in (self.requests, self.hits, self.misses, self.render, self.lock_waits,
+                            self.lock_wait_seconds, self.upstream_errors, self.seeded)}
 
-    def _child(self, metric, *labels: str):
-        key = (metric, labels)
-        child = self._children.get(key)
+    def _child(self, metric, labels: tuple):
+        children = self._children[metric]
+        child = children.get(labels)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            child = children[labels] = metric.labels(*labels)
         return child
 
     # -- the hooks -------------------------------------------------------------
 
     def request(self, layer: str, status: int) -> None:
         """One answered request."""
-        self._child(self.requests, layer, f"{status // 100}xx").inc()
+        self._child(self.requests, (layer, f"{status // 100}xx")).inc()
 
     def hit(self, layer: str) -> None:
         """A tile read from the cache."""
-        self._child(self.hits, layer).inc()
+        self._child(self.hits, (layer,)).inc()
 
     def miss(self, layer: str) -> None:
         """A tile the cache did not have."""
-        self._child(self.misses, layer).inc()
+        self._child(self.misses, (layer,)).inc()
 
     def rendered(self, layer: str, seconds: float) -> None:
         """One metatile rendered (and saved) in this many seconds."""
-        self._child(self.render, layer).observe(seconds)
+        self._child(self.render, (layer,)).observe(seconds)
 
     def locked(self, layer: str, seconds: float) -> None:
         """A metatile lock taken after this many seconds."""
-        self._child(self.lock_wait_seconds, layer).inc(seconds)
+        self._child(self.lock_wait_seconds, (layer,)).inc(seconds)
         if seconds >= LOCK_WAIT_MIN:
-            self._child(self.lock_waits, layer).inc()
+            self._child(self.lock_waits, (layer,)).inc()
 
     def upstream_error(self, layer: str) -> None:
         """A remote source failed a render."""
-        self._child(self.upstream_errors, layer).inc()
+        self._child(self.upstream_errors, (layer,)).inc()
 
     def tiles_seeded(self, layer: str, count: int) -> None:
         """Tiles of a metatile seeding rendered into the cache."""
-        self._child(self.seeded, layer).inc(count)
+        self._child(self.seeded, (layer,)).inc(count)
 
     # -- the scrape ------------------------------------------------------------
 

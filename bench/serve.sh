@@ -13,8 +13,11 @@
 #   2. nginx vs recipe, NGINX_ROUNDS rounds (4), the same way. nginx answers
 #      ten times as many requests per second, so it runs in a block of its own
 #      instead of between the two Python servers.
+#   3. metrics vs tilestache, METRICS_PAIRS rounds (10): the same server with
+#      "metrics": true (TileStache/gunicorn.conf.py, PROMETHEUS_MULTIPROC_DIR)
+#      against it without; the cost of counting (target >= 0.97).
 # Environment: DURATION (5 s measured per load), WARMUP (1 s before each),
-# CONNECTIONS (8), WORKERS (2), PAIRS, NGINX_ROUNDS, KEEP_TMP=1 keeps the
+# CONNECTIONS (8), WORKERS (2), PAIRS, NGINX_ROUNDS, METRICS_PAIRS, KEEP_TMP=1 keeps the
 # temporary folder.
 set -euo pipefail
 
@@ -28,11 +31,14 @@ CACHE="$TMP/cache"
 URLS="$TMP/urls.txt"
 echo "seeding zooms 0-5 of the world layer into $CACHE ..." >&2
 (cd "$TMP" && "$PY" "$BENCH/serve_tools.py" seed "$CONFIG" "$URLS")
-read -r TS_PORT MIN_PORT PLAIN_PORT RECIPE_PORT < <("$PY" "$BENCH/serve_tools.py" ports 4)
+read -r TS_PORT MIN_PORT PLAIN_PORT RECIPE_PORT METRICS_PORT < <("$PY" "$BENCH/serve_tools.py" ports 5)
+METRICS_CONFIG="$("$PY" "$BENCH/serve_tools.py" metrics-config "$CONFIG")"
 
 # --- 2. servers -------------------------------------------------------------
 start_gunicorn tilestache "$TS_PORT" 'gunicorn_apps:tilestache()' "$CONFIG" "$CACHE"
 start_gunicorn minimal "$MIN_PORT" 'gunicorn_apps:minimal()' "$CONFIG" "$CACHE"
+PROMETHEUS_MULTIPROC_DIR="$TMP/metrics-files" start_gunicorn metrics "$METRICS_PORT" 'gunicorn_apps:tilestache()' \
+    "$METRICS_CONFIG" "$CACHE" -c "$REPO/TileStache/gunicorn.conf.py"
 
 mkdir -p "$TMP/nginx"
 sed -e "s|@TMP@|$TMP|g" -e "s|@CACHE@|$CACHE|g" -e "s|@MIME_TYPES@|$MIME_TYPES|g" \
@@ -44,7 +50,7 @@ wait_for_port "$PLAIN_PORT" "$!"
 wait_for_port "$RECIPE_PORT" "$!"
 
 SAMPLE="$(head -n 1 "$URLS")"
-for port in "$TS_PORT" "$MIN_PORT" "$PLAIN_PORT" "$RECIPE_PORT"; do
+for port in "$TS_PORT" "$MIN_PORT" "$PLAIN_PORT" "$RECIPE_PORT" "$METRICS_PORT"; do
     check_png "http://127.0.0.1:$port$SAMPLE"
 done
 
@@ -52,4 +58,8 @@ done
 RESULTS="$TMP/results.txt"
 measure "$URLS" "$RESULTS" 1 "${PAIRS:-20}" tilestache="$TS_PORT" minimal="$MIN_PORT"
 measure "$URLS" "$RESULTS" 2 "${NGINX_ROUNDS:-4}" nginx="$PLAIN_PORT" recipe="$RECIPE_PORT"
+measure "$URLS" "$RESULTS" 3 "${METRICS_PAIRS:-10}" metrics="$METRICS_PORT" tilestache="$TS_PORT"
 report "$URLS" "$RESULTS" "nginx worker_processes 2"
+echo
+echo "the metrics server counted (both workers summed):"
+"$PY" "$BENCH/serve_tools.py" scrape "$METRICS_PORT"

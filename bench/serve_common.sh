@@ -78,10 +78,10 @@ wait_for_port() {  # port pid
     exit 1
 }
 
-start_gunicorn() {  # name port app config cache-folder
+start_gunicorn() {  # name port app config cache-folder [more gunicorn options]
     BENCH_CONFIG="$4" BENCH_CACHE="$5" \
         "$GUNICORN" --workers "$WORKERS" --worker-class sync --pythonpath "$BENCH" \
-        --log-level warning --graceful-timeout 2 --bind "127.0.0.1:$2" "$3" >"$TMP/$1.log" 2>&1 &
+        --log-level warning --graceful-timeout 2 --bind "127.0.0.1:$2" "${@:6}" "$3" >"$TMP/$1.log" 2>&1 &
     PIDS+=($!)
     echo "$!" >"$TMP/$1.pid"
     wait_for_port "$2" "$!"

@@ -12,6 +12,8 @@
                                                   the table and ratios from "name BENCH ..." lines
     python serve_tools.py hit PORT URLFILE N      N GETs of random listed URLs, one connection each,
                                                   each answered 200
+    python serve_tools.py metrics-config CONFIG   write CONFIG with "metrics": true beside it, print its path
+    python serve_tools.py scrape PORT             print the request and cache counters of /metrics
 """
 from __future__ import annotations
 
@@ -187,7 +189,29 @@ def parse_results(path: str) -> dict[str, dict[str, float]]:
 
 # (top, bottom, target or None): the ratios serve.sh reports
 SERVE_RATIOS = (("tilestache", "minimal", 0.95), ("tilestache", "nginx", None),
-                ("minimal", "nginx", None), ("recipe", "nginx", 0.8))
+                ("minimal", "nginx", None), ("recipe", "nginx", 0.8), ("metrics", "tilestache", 0.97))
+
+
+def metrics_config(config_path: str) -> str:
+    """A copy of a benchmark config with "metrics": true, beside it; its path."""
+    with open(config_path) as file:
+        config = json.load(file)
+    config["metrics"] = True
+    path = os.path.splitext(config_path)[0] + "-metrics.cfg"
+    with open(path, "w") as file:
+        json.dump(config, file, indent=2)
+    return path
+
+
+def scrape(port: str) -> None:
+    """Print the request and cache-hit counters a server's /metrics reports."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(("tilestache_requests_total", "tilestache_cache_hits_total",
+                                "tilestache_cache_misses_total")):
+                print("  " + line)
 
 
 def parse_ratio(text: str) -> tuple[str, str, float | None]:
@@ -258,6 +282,10 @@ def main(argv: list[str]) -> None:
         run_services(*args)
     elif command == "hit":
         hit(*args)
+    elif command == "metrics-config":
+        print(metrics_config(*args))
+    elif command == "scrape":
+        scrape(*args)
     elif command == "table":
         print(table(args[0], [parse_ratio(a) for a in args[1:]] or SERVE_RATIOS))
     else:
