@@ -75,7 +75,10 @@ def tile_extension(format: str) -> str:
 class Test:
     """A cache that stores nothing; with ``verbose`` it logs every call to stderr."""
 
-    def __init__(self, verbose: bool = False, logfunc=None) -> None:
+    def __init__(self, verbose: bool = False, logfunc=None, **ignored) -> None:
+        # The original ignored every other key; its sample config gives Test "path" and "umask".
+        if ignored:
+            log.debug("Test cache: ignoring %s", ", ".join(sorted(ignored)))
         self.verbose = bool(verbose)
         self.logfunc = logfunc
 
@@ -150,6 +153,20 @@ def disk_coord(layout: str, layer_name: str, relative: str, extension: str) -> C
     return coord if disk_path(layout, layer_name, coord, extension) == relative else None
 
 
+def make_folders(path: str, mode: int) -> None:
+    """Create a folder and any missing parents, each with exactly this mode (the process umask aside)."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        make_folders(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return  # another worker made it first; its mode is that worker's business
+    os.chmod(path, mode)
+
+
 def read_to_end(fd: int, start: bytes) -> bytes:
     """The rest of an open file after the bytes already read from it."""
     chunks = [start]
@@ -197,10 +214,12 @@ class Disk:
         """Make a lock directory beside the tile, breaking one older than the layer's stale lock timeout."""
         lockpath = self._filepath(layer, coord, format) + ".lock"
         timeout = float(layer.stale_lock_timeout)
-        os.makedirs(os.path.dirname(lockpath), mode=0o777 & ~self.umask, exist_ok=True)
+        mode = 0o777 & ~self.umask
+        make_folders(os.path.dirname(lockpath), mode)
         while True:
             try:
-                os.mkdir(lockpath, 0o777 & ~self.umask)
+                os.mkdir(lockpath, mode)
+                os.chmod(lockpath, mode)
                 return
             except FileExistsError:
                 try:
@@ -287,7 +306,7 @@ class Disk:
         if path.endswith(".gz"):
             body = gzip.compress(body, compresslevel=6, mtime=0)
         folder = os.path.dirname(path)
-        os.makedirs(folder, mode=0o777 & ~self.umask, exist_ok=True)
+        make_folders(folder, 0o777 & ~self.umask)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tile-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as file:

@@ -86,13 +86,30 @@ def _check_type(value, types: tuple, layer: str | None, key: str) -> None:
         raise ConfigError(f"expected {names}, got {type(value).__name__} {value!r}", layer, key)
 
 
+URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+def local_path(url: str) -> str:
+    """The local path a file:// URL names: "file:///srv/tiles" -> "/srv/tiles" (percent-escapes decoded)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(f"{url!r} names another host; a file:// path must be local")
+    return urllib.request.url2pathname(parts.path)
+
+
 def resolve_path(dirpath: str, path: str) -> str:
-    """A path or URL from the config, made absolute against the config's folder."""
-    if re.match(r"^[a-z][a-z0-9+.-]*://", path, re.I):
-        return path
-    if re.match(r"^[a-z][a-z0-9+.-]*://", dirpath, re.I):
-        return urllib.parse.urljoin(dirpath, path)
-    return os.path.normpath(os.path.join(dirpath, os.path.expanduser(path)))
+    """A path or URL from the config, made absolute against the config's folder.
+
+    A file:// URL (given, or made by joining onto a file:// folder) becomes the
+    local path it names; other URLs stay URLs.
+    """
+    if URL_SCHEME.match(path):
+        location = path
+    elif URL_SCHEME.match(dirpath):
+        location = urllib.parse.urljoin(dirpath, path)
+    else:
+        return os.path.normpath(os.path.join(dirpath, os.path.expanduser(path)))
+    return local_path(location) if location[:7].lower() == "file://" else location
 
 
 def load_plugin(path: str, layer: str | None, key: str) -> type:

@@ -220,7 +220,12 @@ class Layer:
         ext = extension.lower()
         asker = getattr(self.provider, "getTypeByExtension", None)
         if asker is not None:
-            return asker(ext)
+            try:
+                return asker(ext)
+            except KnownUnknown as refusal:  # the documented way to refuse: the client asked for it
+                if refusal.status < 500:
+                    raise
+                raise BadRequest(str(refusal) or f"Unsupported tile format: {extension}") from None
         if ext in Formats.IMAGE_TYPES:
             return Formats.IMAGE_TYPES[ext]
         raise BadRequest(f"Unsupported tile format: {extension}")

@@ -20,10 +20,15 @@ import time
 import uuid
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from .SharedCache import SOCKET_TIMEOUT, Outage, check_prefix, tile_parts
+from .SharedCache import Outage, check_prefix, tile_parts
 
 LOCK_POLL = 0.02  # seconds between two tries for a held lock
+# Connect and socket timeouts (seconds): a Redis that is gone costs a request at most this,
+# once; then the Outage skips it. No retries inside redis-py (its default backs off for seconds).
+TIMEOUT = 0.25
 
 # Delete a key only when it still holds the caller's token.
 RELEASE = """
@@ -46,7 +51,8 @@ class Cache:
     def __init__(self, host: str = "localhost", port: int = 6379, db: int = 0,
                  key_prefix: str = "", url: str | None = None) -> None:
         self.key_prefix = check_prefix(key_prefix, "key prefix")
-        options = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
+        options = dict(socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0),
+                       health_check_interval=0)
         if url:
             if not str(url).startswith(("redis://", "rediss://", "unix://")):
                 raise ValueError("url must start with redis://, rediss:// or unix://")

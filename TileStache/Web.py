@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"^/(?P<layer>[^/]+)/(?P<zoom>\d{1,3})/(?P<column>\d{1,10})/(?P<row>\d{1,10})"
                        r"(?P<scale>@[23]x)?\.(?P<ext>[A-Za-z0-9]{1,12})$")
-LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html|tilejson\.json|maplibre-gl\.(js|css))$")
-CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]*$")
+# "/layer/" (nothing after the slash) is the layer's preview page, as in the original.
+LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html|tilejson\.json|maplibre-gl\.(js|css)|)$")
+# A JavaScript identifier path, matched over the whole callback (fullmatch), ASCII only.
+CALLBACK = re.compile(r"[A-Za-z_$][\w$.]*", re.ASCII)
 JSON_TYPES = ("application/json", "application/geo+json", "text/json", "application/vnd.geo+json")
 
 MAX_PATH = 1024
@@ -70,6 +72,8 @@ def handle(config, environ: Mapping) -> Response:
 def route(config, environ: Mapping) -> Response:
     """Dispatch on the path: index, layer pages, or tiles."""
     path = environ.get("PATH_INFO") or "/"
+    if not path.startswith("/"):  # CGI and mod_wsgi set-ups may pass "layer/0/0/0.png"
+        path = "/" + path
     query_string = environ.get("QUERY_STRING") or ""
     if len(path) > MAX_PATH:
         return text_response(414, "Path too long")
@@ -155,7 +159,7 @@ def jsonp_callback(query_string: str) -> str | None:
     if not values:
         return None
     callback = values[0]
-    if len(callback) > MAX_CALLBACK or not CALLBACK.match(callback):
+    if len(callback) > MAX_CALLBACK or not CALLBACK.fullmatch(callback):
         raise BadRequest("Bad callback: use a JavaScript identifier")
     return callback
 

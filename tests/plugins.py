@@ -102,3 +102,20 @@ class Forgetful:
 
     def renderTile(self, width, height, srs, coord):
         raise NoTileLeftBehind(Image.new("RGBA", (width, height), (0, 255, 0, 255)))
+
+
+class Picky:
+    """Draws PNG tiles only; refuses every other extension the documented way, with KnownUnknown."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+
+    def getTypeByExtension(self, extension):
+        if extension == "png":
+            return "image/png", "PNG"
+        from TileStache.Core import KnownUnknown
+
+        raise KnownUnknown(f"Picky only draws png, not {extension}")
+
+    def renderTile(self, width, height, srs, coord):
+        return Image.new("RGBA", (width, height), (10, 20, 30, 255))

@@ -497,6 +497,7 @@ class Upstream:
     - ``/slow/...``: waits ``slow_seconds`` (released early by ``stop()``),
       then answers like the default;
     - ``/notimage/...``: 200 text/html that is not an image;
+    - a path set in ``bodies`` (path -> (content type, bytes)): exactly those bytes;
     - anything else: a PNG of solid ``color`` (RGB or RGBA tuple) sized by the
       query's ``width`` and ``height``, else 256x256.
     """
@@ -508,6 +509,7 @@ class Upstream:
         self.host = HOST
         self.color: tuple[int, ...] = self.DEFAULT_COLOR
         self.slow_seconds = self.DEFAULT_SLOW_SECONDS
+        self.bodies: dict[str, tuple[str, bytes]] = {}
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
@@ -539,6 +541,7 @@ class Upstream:
     def reset(self):
         """Forget requests and restore the default colour and delay."""
         self.clear()
+        self.bodies = {}
         self.color = self.DEFAULT_COLOR
         self.slow_seconds = self.DEFAULT_SLOW_SECONDS
 
@@ -603,6 +606,8 @@ def _make_handler(upstream: Upstream):
                                              self.headers, body, params))
             path = split.path
 
+            if path in upstream.bodies:
+                return self._send(200, *upstream.bodies[path])
             if path.startswith('/status/'):
                 code_text = path[len('/status/'):].split('/', 1)[0]
                 try:
