@@ -80,22 +80,52 @@ def open_image(body: bytes) -> Image.Image:
     return image
 
 
-class RemoteTile:
-    """An upstream tile kept as the bytes it came in, re-encoded only when another format is asked."""
+class Verbatim:
+    """An upstream image kept as the bytes it came in, like the original's ``Verbatim``.
 
-    def __init__(self, body: bytes, image: Image.Image) -> None:
-        self.body = body
-        self.image = image
+    ``save`` writes those bytes unchanged when the format asked for is the one
+    they are in and the layer (when given) has no pixel effect and no palette
+    option; otherwise the decoded image is encoded the layer's way. It also
+    answers like a Pillow image (``size``, ``mode``, ``convert``, ``crop``...).
+    """
 
-    def save(self, file, format: str) -> None:
-        """Write the original bytes when the format matches, else encode the decoded image."""
-        if (self.image.format or "").upper() == format.upper():
+    def __init__(self, body: bytes, layer=None) -> None:
+        self.body = bytes(body)
+        self.layer = layer
+        self._image = open_image(self.body)  # refuses what is not an image (502) before anything is cached
+        self.format = (self._image.format or "").upper()
+
+    def image(self) -> Image.Image:
+        """The decoded Pillow image."""
+        return self._image
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._image, name)
+
+    def passes_through(self, format: str) -> bool:
+        """True when saving in a format writes the upstream bytes as they are."""
+        if format.upper() != self.format:
+            return False
+        layer = self.layer
+        if layer is None:
+            return True
+        if getattr(layer, "pixel_effect", None) is not None:
+            return False
+        options = getattr(layer, "png_options", None) or {}
+        return not (self.format == "PNG" and ("palette" in options or "palette256" in options))
+
+    def save(self, file, format: str, **options) -> None:
+        """Write the upstream bytes, or the image re-encoded when the format or the layer asks for it."""
+        if self.passes_through(format):
             file.write(self.body)
+        elif self.layer is not None and hasattr(self.layer, "encode_tile"):
+            file.write(self.layer.encode_tile(self._image, format))
         else:
-            image = self.image
-            if format.upper() == "JPEG" and image.mode not in ("RGB", "L"):
-                image = image.convert("RGB")
-            image.save(file, format)
+            from .Formats import encode
+
+            file.write(encode(self._image, format, options))
 
 
 class Proxy:
@@ -119,15 +149,13 @@ class Proxy:
         else:
             raise ConfigError("proxy needs a url or a provider", key="url")
 
-    def renderTile(self, width: int, height: int, srs: str, coord) -> Image.Image | RemoteTile:
-        """The upstream tile(s) for a coordinate: passed through as is, or layered into one image."""
+    def renderTile(self, width: int, height: int, srs: str, coord) -> Image.Image | Verbatim:
+        """The upstream tile(s) for a coordinate: one kept verbatim, or several layered into one image."""
         urls = self.provider.getTileUrls(coord)
         bodies = [fetch_upstream(url, self.timeout)[0] for url in urls]
+        if len(bodies) == 1:
+            return Verbatim(bodies[0], self.layer)
         images = [open_image(body) for body in bodies]
-        if len(images) == 1:
-            if self.layer.pixel_effect is None:
-                return RemoteTile(bodies[0], images[0])
-            return images[0]
         composite = Image.new("RGBA", images[0].size, (0, 0, 0, 0))
         for image in images:
             composite.alpha_composite(image.convert("RGBA").resize(composite.size))
@@ -151,8 +179,8 @@ class UrlTemplate:
             raise ConfigError(str(error), key="source projection") from None
 
     def renderArea(self, width: int, height: int, srs: str, xmin: float, ymin: float,
-                   xmax: float, ymax: float, zoom: int) -> Image.Image:
-        """The image the template's URL returns for this area."""
+                   xmax: float, ymax: float, zoom: int) -> Image.Image | Verbatim:
+        """The image the template's URL returns for this area: kept verbatim, unless a metatile is to be cut."""
         if self.source_projection is not None:
             source = self.source_projection
             layer_projection = self.layer.projection
@@ -163,7 +191,10 @@ class UrlTemplate:
         url = self.template.safe_substitute(
             width=width, height=height, srs=urllib.parse.quote(srs, safe=":"), zoom=zoom,
             xmin=repr(float(xmin)), ymin=repr(float(ymin)), xmax=repr(float(xmax)), ymax=repr(float(ymax)))
-        image = open_image(fetch_upstream(url, self.timeout, self.referer)[0])
-        if image.size != (width, height):
-            raise UpstreamError(f"Upstream image is {image.size[0]}x{image.size[1]}, expected {width}x{height}")
-        return image.convert("RGBA")
+        tile = Verbatim(fetch_upstream(url, self.timeout, self.referer)[0], self.layer)
+        metatile = getattr(self.layer, "metatile", None)
+        if metatile is None or not metatile.isForReal():
+            return tile  # served as it came, whatever its size (as the original did)
+        if tile.size != (width, height):  # cutting needs the size asked for
+            raise UpstreamError(f"Upstream image is {tile.size[0]}x{tile.size[1]}, expected {width}x{height}")
+        return tile.image().convert("RGBA")

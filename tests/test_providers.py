@@ -114,7 +114,9 @@ def test_url_template_renders_metatiles(tmp_path, upstream):
     assert len(cached(tmp_path)) == 4
 
 
-def test_url_template_wrong_image_size_is_502(tmp_path, upstream):
-    config = serve(tmp_path, {"name": "url template", "template": upstream.url + "/wms?width=100&height=100"})
+def test_url_template_wrong_image_size_for_a_metatile_is_502(tmp_path, upstream):
+    # A metatile cannot be cut from an image of another size; a single tile is served as it came.
+    config = serve(tmp_path, {"name": "url template", "template": upstream.url + "/wms?width=100&height=100"},
+                   metatile={"rows": 2, "columns": 2})
     assert TileStache.requestHandler2(config, "/remote/1/0/0.png")[0] == 502
     assert cached(tmp_path) == []

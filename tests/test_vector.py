@@ -376,3 +376,16 @@ def test_config_errors_name_layer_and_key(vector_db, tmp_path):
     assert "broken" in message and "parameters" in message
     message = config_error(postgis_layer(vector_db, "points_4326", clipped="sometimes"))
     assert "clipped" in message
+
+
+def test_non_finite_postgis_numbers_are_null(vector_db):
+    query = ("SELECT id, geom, 'Infinity'::float8 AS big, '-Infinity'::float8 AS small, 'NaN'::float8 AS nope, "
+             "'NaN'::numeric AS num, 1.5::float8 AS fine FROM points_4326 WHERE geom && !bbox!")
+    layer = make_config({"q": {"projection": "WGS84", "provider": {
+        "name": "vector", "driver": "postgis", "parameters": db_parameters(vector_db, query=query)}}}).layers["q"]
+    body = TileStache.getTile(layer, Coordinate(0, 0, 0), "geojson")[1] + \
+        TileStache.getTile(layer, Coordinate(0, 1, 0), "geojson")[1]
+    assert b"NaN" not in body and b"Infinity" not in body
+    features = [f for part in (0, 1) for f in get_json(layer, 0, part, 0)["features"]]
+    assert features and all({k: f["properties"][k] for k in ("big", "small", "nope", "num", "fine")} ==
+                            {"big": None, "small": None, "nope": None, "num": None, "fine": 1.5} for f in features)

@@ -154,3 +154,35 @@ def test_invalid_file_geometry_is_made_valid(tmp_path, caplog):
     assert "invalid" in caplog.text
     feature = json.loads(TileStache.getTile(config.layers["f"], Coordinate(0, 1, 0), "geojson")[1])["features"][0]
     assert shape(feature["geometry"]).is_valid and shape(feature["geometry"]).area == pytest.approx(50)
+
+
+def strict_json(body: bytes):
+    """Parse as a browser's JSON.parse would: NaN and Infinity are errors."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("driver, ext", [("GeoJSON", "geojson"), ("ESRI Shapefile", "shp"), ("GPKG", "gpkg")])
+def test_empty_numeric_field_is_null_never_nan(tmp_path, driver, ext):
+    path = str(tmp_path / f"heights.{ext}")
+    geometries = np.array([Point(1, 1), Point(2, 2), Point(3, 3)], dtype=object)
+    heights = np.array([3.5, np.nan, np.inf])
+    pyogrio.raw.write(path, shapely.to_wkb(geometries), [np.array([1, 2, 3]), heights], ["id", "height"],
+                      driver=driver, geometry_type="Point", crs="EPSG:4326")
+    for skip, expected in ((False, [{"id": 1, "height": 3.5}, {"id": 2, "height": None}, {"id": 3, "height": None}]),
+                           (True, [{"id": 1, "height": 3.5}, {"id": 2}, {"id": 3}])):
+        layer = file_layer(path, driver, "WGS84", skip_empty_fields=skip)
+        body = TileStache.getTile(make_config({"f": layer}).layers["f"], Coordinate(0, 1, 0), "geojson")[1]
+        assert b"NaN" not in body and b"Infinity" not in body
+        assert sorted((f["properties"] for f in strict_json(body)["features"]), key=lambda p: p["id"]) == expected
+
+
+def test_verbose_writes_indented_json(tmp_path):
+    path = write_file(str(tmp_path / "few.geojson"), "GeoJSON", POINTS[:3], "Point")
+    plain, verbose = (TileStache.getTile(make_config({"f": file_layer(path, "GeoJSON", "WGS84", verbose=v)}).layers["f"],
+                                         Coordinate(0, 0, 0), "geojson")[1] for v in (False, True))
+    assert b"\n" not in plain
+    assert verbose.startswith(b'{\n  "type": "FeatureCollection",\n  "features": [\n    {')
+    assert json.loads(verbose) == json.loads(plain) and json.loads(plain)["features"]

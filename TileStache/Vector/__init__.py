@@ -173,7 +173,7 @@ class Provider:
             body = b"".join(self._mvt_group(group, area) for group in self._mvt_groups(active))
             return body, not body
         collections = self.collections(coord)
-        body = encoders.encode_json(format, collections, self.output_srid())
+        body = encoders.encode_json(format, collections, self.output_srid(), self.verbose)
         return body, not any(collections.values())
 
     def collections(self, coord) -> dict[str, list]:

@@ -204,9 +204,17 @@ def topojson(layers: dict[str, list[Feature]], area: TileArea | None = None, sri
 JSON_ENCODERS = {"geojson": geojson, "arcjson": arcjson, "topojson": topojson}
 
 
-def encode_json(format: str, layers: dict[str, list[Feature]], srid: int) -> bytes:
-    """Bytes of the JSON format named (GeoJSON, JSON, ArcJSON, TopoJSON)."""
-    return JSON_ENCODERS[JSON_FORMATS[format.upper()]](layers, srid=srid)
+# Indent of "verbose": true output, as the original's.
+VERBOSE_INDENT = 2
+
+
+def encode_json(format: str, layers: dict[str, list[Feature]], srid: int, verbose: bool = False) -> bytes:
+    """Bytes of the JSON format named (GeoJSON, JSON, ArcJSON, TopoJSON); indented when verbose."""
+    body = JSON_ENCODERS[JSON_FORMATS[format.upper()]](layers, srid=srid)
+    if verbose:
+        text = json.dumps(json.loads(body), indent=VERBOSE_INDENT, ensure_ascii=False)
+        body = text.encode("utf-8")
+    return body
 
 
 # -- MVT (file sources; PostGIS encodes its own) -----------------------------

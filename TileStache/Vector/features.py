@@ -69,11 +69,13 @@ class Feature:
 
 
 def plain_value(value):
-    """A JSON- and MVT-friendly version of a property value."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """A JSON- and MVT-friendly version of a property value; NaN and infinities become None (null)."""
+    if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, float):  # an empty numeric field read by pyogrio is NaN
+        return value if math.isfinite(value) else None
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return plain_value(float(value))
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
