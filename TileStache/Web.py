@@ -51,6 +51,12 @@ def request_environ(path_info: str, query_string: str = "", script_name: str = "
             "SCRIPT_NAME": script_name}
 
 
+def request_path(environ: Mapping) -> str:
+    """PATH_INFO with its leading "/" (CGI and mod_wsgi set-ups may pass "layer/0/0/0.png")."""
+    path = environ.get("PATH_INFO") or "/"
+    return path if path.startswith("/") else "/" + path
+
+
 def handle(config, environ: Mapping) -> Response:
     """Answer one request (a WSGI environ) against a configuration; never raises."""
     try:
@@ -62,7 +68,7 @@ def handle(config, environ: Mapping) -> Response:
         response = text_response(500, "Internal server error")
     metrics = getattr(config, "metrics", None)
     if metrics is not None:  # probes and scrapes are not traffic: not counted
-        path = environ.get("PATH_INFO") or "/"
+        path = request_path(environ)
         if path != "/health" and path != "/metrics":
             first = path[1:].split("/", 1)[0]
             metrics.request(first if first in config.layers else "", response.status)
@@ -71,9 +77,7 @@ def handle(config, environ: Mapping) -> Response:
 
 def route(config, environ: Mapping) -> Response:
     """Dispatch on the path: index, layer pages, or tiles."""
-    path = environ.get("PATH_INFO") or "/"
-    if not path.startswith("/"):  # CGI and mod_wsgi set-ups may pass "layer/0/0/0.png"
-        path = "/" + path
+    path = request_path(environ)
     query_string = environ.get("QUERY_STRING") or ""
     if len(path) > MAX_PATH:
         return text_response(414, "Path too long")
