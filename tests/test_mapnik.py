@@ -207,3 +207,12 @@ def test_metatiled_and_single_renders_differ_only_in_label_placement(coord):
     single, meta = single_and_metatiled(WORLD, coord)
     changed = ImageChops.difference(single, meta).convert("L").point(lambda v: 255 if v > 8 else 0)
     assert changed.histogram()[255] / (256 * 256) < 0.06  # labels collide with other labels of the metatile
+
+
+def test_mapfile_as_a_file_url_renders_like_its_path():
+    by_path = build({"world": {"provider": {"name": "mapnik", "mapfile": WORLD}}})
+    by_url = build({"world": {"provider": {"name": "mapnik", "mapfile": "file://" + WORLD}}})
+    tiles = [TileStache.requestHandler2(config, "/world/1/0/0.png") for config in (by_path, by_url)]
+    assert [status for status, _, _ in tiles] == [200, 200]
+    assert ImageChops.difference(open_png(tiles[0][2]).convert("RGBA"),
+                                 open_png(tiles[1][2]).convert("RGBA")).getbbox() is None
