@@ -35,12 +35,17 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 
+from ModestMaps.Core import Coordinate
 from pmtiles.tile import (Compression, Entry, MagicNumberNotFound, SpecVersionUnsupported, TileType,
-                          deserialize_directory, deserialize_header, find_tile, zxy_to_tileid)
+                          deserialize_directory, deserialize_header, find_tile, tileid_to_zxy, zxy_to_tileid)
+from pmtiles.writer import write
 
 from .Config import resolve_path
 from .Errors import BadRequest, ConfigError, KnownUnknown, NoTileLeftBehind, UpstreamError, UpstreamTimeout
+from .Geography import SphericalMercator
+from .MBTiles import Cache as MBTilesCache
 from .MBTiles import GzippedTile
 
 log = logging.getLogger(__name__)
@@ -335,6 +340,24 @@ class Archive:
                 self.load()
             return self._find(zxy_to_tileid(z, x, y))
 
+    def tile_ids(self) -> Iterator[int]:
+        """Every tile id the archive addresses, in tile-id order (leaves read as met, not cached)."""
+        return self._walk(self.root, 1)
+
+    def _walk(self, entries: list[Entry], depth: int) -> Iterator[int]:
+        for entry in entries:
+            if entry.run_length > 0:
+                yield from range(entry.tile_id, entry.tile_id + entry.run_length)
+                continue
+            if depth >= MAX_DEPTH:
+                raise Corrupt(f"directories nested deeper than {MAX_DEPTH} levels")
+            raw = self._read(self.header["leaf_directory_offset"] + entry.offset, entry.length)
+            try:
+                leaf = deserialize_directory(raw)
+            except CORRUPT as error:
+                raise Corrupt(f"leaf directory at {entry.offset}: {error}") from None
+            yield from self._walk(leaf, depth + 1)
+
     def _find(self, tile_id: int) -> bytes | None:
         header, entries = self.header, self.root
         for _ in range(MAX_DEPTH):
@@ -370,6 +393,24 @@ def open_source(tileset: str, dirpath: str, endpoint_url: str | None, region: st
     return FileSource(location)
 
 
+def open_archive(tileset: str, dirpath: str = ".", endpoint_url: str | None = None, region: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, leaf_cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES,
+                 check_interval: float = DEFAULT_CHECK_INTERVAL) -> Archive:
+    """The archive a tileset names, header and root directory read; ConfigError (key tileset) if it is
+    missing or not a readable PMTiles v3 archive."""
+    try:
+        source = open_source(tileset, dirpath, endpoint_url, region, float(timeout), float(check_interval))
+        return Archive(source, int(leaf_cache_bytes))
+    except Missing as missing:
+        raise ConfigError(f"{missing} does not exist", key="tileset") from None
+    except MagicNumberNotFound:
+        raise ConfigError(f"{tileset} is not a PMTiles archive", key="tileset") from None
+    except SpecVersionUnsupported:
+        raise ConfigError(f"{tileset} is not a PMTiles version 3 archive", key="tileset") from None
+    except (Corrupt, Replaced, KnownUnknown, ValueError) as error:
+        raise ConfigError(f"cannot read {tileset}: {error or 'it changed while read'}", key="tileset") from None
+
+
 def archive_bounds(header) -> dict:
     """The bounds config (north, west, south, east, low, high) of an archive's header."""
     return {"north": header["max_lat_e7"] / 1e7, "west": header["min_lon_e7"] / 1e7,
@@ -386,17 +427,8 @@ class Provider:
         if not isinstance(tileset, str) or not tileset:
             raise ConfigError("a PMTiles provider needs a tileset", key="tileset")
         dirpath = layer.config.dirpath if layer.config is not None else "."
-        try:
-            source = open_source(tileset, dirpath, endpoint_url, region, float(timeout), float(check_interval))
-            self.archive = Archive(source, int(leaf_cache_bytes))
-        except Missing as missing:
-            raise ConfigError(f"{missing} does not exist", key="tileset") from None
-        except MagicNumberNotFound:
-            raise ConfigError(f"{tileset} is not a PMTiles archive", key="tileset") from None
-        except SpecVersionUnsupported:
-            raise ConfigError(f"{tileset} is not a PMTiles version 3 archive", key="tileset") from None
-        except (Corrupt, Replaced, KnownUnknown, ValueError) as error:
-            raise ConfigError(f"cannot read {tileset}: {error or 'it changed while read'}", key="tileset") from None
+        self.archive = open_archive(tileset, dirpath, endpoint_url, region, timeout, leaf_cache_bytes,
+                                    check_interval)
         header = self.archive.header
         if header["tile_type"] not in TILE_TYPES:
             raise ConfigError(f"{tileset} holds {header['tile_type'].name} tiles; served are "
@@ -437,24 +469,156 @@ class Provider:
 
     def renderTile(self, width: int, height: int, srs: str, coord) -> bytes:
         """The stored tile (gzipped MVT as a GzippedTile); a missing tile is a NoTileLeftBehind."""
-        try:
-            body = self.archive.tile(int(coord.zoom), int(coord.column), int(coord.row))
-        except (Corrupt, Replaced, MagicNumberNotFound, SpecVersionUnsupported) as error:
-            log.error("PMTiles archive unreadable: %s", error or type(error).__name__)
-            raise KnownUnknown("The tileset could not be read") from None
-        except Missing:
-            raise UpstreamError("The tileset is gone") from None
-        except ValueError:  # outside the zoom's grid
-            body = None
+        body = stored_tile(self.archive, coord, self.format == "MVT")
         if self.bounded is not None and self.bounded is not self.archive.header:  # a replaced archive
             self._bound(self.archive.header)
         if body is None:
             raise NoTileLeftBehind(b"")
-        if body[:2] != b"\x1f\x8b":
-            return body
+        return body
+
+
+def stored_tile(archive: Archive, coord, mvt: bool) -> bytes | None:
+    """A tile of the archive, inflated (gzipped MVT as a GzippedTile that keeps the stored bytes), or None
+    when the archive does not have it; KnownUnknown for an unreadable archive."""
+    try:
+        body = archive.tile(int(coord.zoom), int(coord.column), int(coord.row))
+    except (Corrupt, Replaced, MagicNumberNotFound, SpecVersionUnsupported) as error:
+        log.error("PMTiles archive unreadable: %s", error or type(error).__name__)
+        raise KnownUnknown("The tileset could not be read") from None
+    except Missing:
+        raise UpstreamError("The tileset is gone") from None
+    except ValueError:  # outside the zoom's grid
+        return None
+    if body is None or body[:2] != b"\x1f\x8b":
+        return body
+    try:
+        plain = gzip.decompress(body)
+    except CORRUPT as error:
+        log.error("PMTiles tile %s is not gzip: %s", coord, error)
+        raise KnownUnknown("The tileset could not be read") from None
+    return GzippedTile(plain, body) if mvt else plain
+
+
+# -- reading an archive for the scripts (tilestache-seed --from-pmtiles, tilestache-list) ----------------
+
+def tile_extension(archive: Archive) -> str:
+    """The URL extension of an archive's tiles (mvt, png, jpg, webp); ConfigError for other tile types."""
+    kind = TILE_TYPES.get(archive.header["tile_type"])
+    if kind is None:
+        raise ConfigError(f"the archive holds {archive.header['tile_type'].name} tiles; read are "
+                          "MVT, PNG, JPEG and WebP", key="tileset")
+    return kind[2][0]
+
+
+def stored_tiles(archive: Archive) -> Iterator[Coordinate]:
+    """The coordinate of every tile the archive addresses, in tile-id order (by zoom, then Hilbert order)."""
+    try:
+        for tile_id in archive.tile_ids():
+            z, x, y = tileid_to_zxy(tile_id)
+            yield Coordinate(y, x, z)
+    except (Corrupt, Replaced) as error:
+        raise ConfigError(f"cannot read the archive's directories: {error}", key="tileset") from None
+
+
+class Source:
+    """An archive read like a cache (``read`` only): what ``tilestache-seed --from-pmtiles`` copies from."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self.mvt = archive.header["tile_type"] == TileType.MVT
+
+    def read(self, layer, coord, format) -> bytes | None:
+        return stored_tile(self.archive, coord, self.mvt)
+
+
+# -- writing an archive (tilestache-seed --to-pmtiles) ----------------------------------------------------
+
+# MBTiles format of the staged tiles -> (archive tile type, tile compression).
+WRITE_TYPES = {"png": (TileType.PNG, Compression.NONE), "jpg": (TileType.JPEG, Compression.NONE),
+               "webp": (TileType.WEBP, Compression.NONE), "pbf": (TileType.MVT, Compression.GZIP)}
+STAGING_SUFFIX = ".staging.mbtiles"
+
+
+def staging_path(filename: str) -> str:
+    """Where the tiles of an archive being seeded wait: an MBTiles file beside it."""
+    return filename + STAGING_SUFFIX
+
+
+class Cache(MBTilesCache):
+    """Tiles seeded into a PMTiles archive: staged in an MBTiles file beside it (``FILE.staging.mbtiles``,
+    so any number of processes can save, memory stays flat, and an interrupted run resumes), then written
+    by ``finish`` in tile-id order to a temporary file renamed to ``filename`` once complete."""
+
+    def __init__(self, filename: str, format: str | None = None, name: str | None = None) -> None:
+        self.target = os.fspath(filename)
+        super().__init__(staging_path(self.target), format, name or os.path.splitext(os.path.basename(filename))[0])
+
+    def save(self, body: bytes, layer, coord, format) -> None:
+        """Stage the tile; gzipped MVT read from an archive or tileset keeps its stored bytes."""
+        super().save(getattr(body, "gzipped", body), layer, coord, format)
+
+    def finish(self, metadata: dict) -> int:
+        """Write the staged tiles as the archive, then remove the staging file; returns the tile count.
+
+        ``metadata`` (e.g. name, vector_layers) goes into the archive's JSON metadata with its format.
+        """
+        self.format = self.tileset.metadata().get("format") or self.format  # fixed by the first save
+        if self.format not in WRITE_TYPES:
+            raise ConfigError(f"PMTiles archives hold MVT, PNG, JPEG or WebP tiles, not {self.format}",
+                              key="filename")
+        tile_type, compression = WRITE_TYPES[self.format]
+        db = self.tileset.db()
+        db.create_function("tileid", 3, zxy_to_tileid, deterministic=True)
+        rows = db.execute("SELECT tileid(zoom_level, tile_column, (1 << zoom_level) - 1 - tile_row) AS id,"
+                          " tile_data FROM tiles ORDER BY id")  # SQLite sorts on disk past its cache
+        ranges: dict[int, list[int]] = {}  # zoom -> [min x, min y, max x, max y]
+        partial = f"{self.target}.{os.getpid()}.tmp"
         try:
-            plain = gzip.decompress(body)
-        except CORRUPT as error:
-            log.error("PMTiles tile %s is not gzip: %s", coord, error)
-            raise KnownUnknown("The tileset could not be read") from None
-        return GzippedTile(plain, body) if self.format == "MVT" else plain
+            with write(partial) as writer:
+                count = 0
+                for tile_id, body in rows:
+                    z, x, y = tileid_to_zxy(tile_id)
+                    box = ranges.setdefault(z, [x, y, x, y])
+                    box[:] = min(box[0], x), min(box[1], y), max(box[2], x), max(box[3], y)
+                    writer.write_tile(tile_id, bytes(body))
+                    count += 1
+                if not count:
+                    raise ConfigError("no tiles were seeded, so no archive is written", key="filename")
+                header = {"tile_type": tile_type, "tile_compression": compression, **header_bounds(ranges)}
+                writer.finalize(header, {"format": self.format, **metadata})
+            os.replace(partial, self.target)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+        db.close()
+        self.tileset._local.owned = None
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.tileset.filename + suffix):
+                os.remove(self.tileset.filename + suffix)
+        return count
+
+
+def header_bounds(ranges: dict[int, list[int]]) -> dict:
+    """The header's bounds and center (E7 degrees) of tiles given as {zoom: [min x, min y, max x, max y]}."""
+    mercator = SphericalMercator()
+    west = south = 180.0
+    east = north = -180.0
+    for z, (x0, y0, x1, y1) in ranges.items():
+        nw = mercator.coordinateLocation(Coordinate(y0, x0, z))
+        se = mercator.coordinateLocation(Coordinate(y1 + 1, x1 + 1, z))
+        west, north = min(west, nw.lon), max(north, nw.lat)
+        east, south = max(east, se.lon), min(south, se.lat)
+    low = min(ranges)
+    e7 = lambda degrees: int(round(degrees * 1e7))  # noqa: E731
+    return {"min_lon_e7": e7(west), "min_lat_e7": e7(south), "max_lon_e7": e7(east), "max_lat_e7": e7(north),
+            "center_zoom": low, "center_lon_e7": e7((west + east) / 2), "center_lat_e7": e7((south + north) / 2)}
+
+
+def finish_archives(cache, metadata: dict) -> list[str]:
+    """Finish every PMTiles archive among a cache and its Multi tiers; returns their file names."""
+    done = []
+    for each in getattr(cache, "tiers", [cache]):
+        if isinstance(each, Cache):
+            each.finish(metadata)
+            done.append(each.target)
+    return done

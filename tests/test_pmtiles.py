@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import os
 import socket
+import sqlite3
+import time
 
 import pytest
 from ModestMaps.Core import Coordinate
-from pmtiles.tile import Compression, TileType
+from pmtiles.reader import MmapSource, Reader, all_tiles
+from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from werkzeug.test import Client
 
 import TileStache
-from formats_helpers import RangeServer, mvt_tiles, png, png_tiles, sparse_tiles, write_archive
+from formats_helpers import RangeServer, mvt_tiles, png, png_tiles, sparse_tiles, vector_layer_spec, write_archive
+from script_helpers import WORLD, counting_layer, polygons_layer, start_tool, tool, write_config
+from TileStache.MBTiles import Cache as MBTilesCache
 from TileStache.Errors import ConfigError
 from TileStache.PMTiles import ENTRY_BYTES
 
@@ -220,3 +226,145 @@ def test_archives_from_s3(tmp_path, s3_server):
     with pytest.raises(ConfigError, match=r"key 'provider.tileset'.*does not exist"):
         TileStache.parseConfig({"layers": {"p": {"provider": {
             "name": "pmtiles", "tileset": "s3://archives/maps/gone.pmtiles", **options}}}})
+
+
+# -- tilestache-seed --to-pmtiles / --from-pmtiles, tilestache-list --from-pmtiles ---------------------------
+
+def read_back(path) -> tuple[dict, dict, dict]:
+    """(header, metadata, {(z, x, y): bytes} in the order the archive holds them) by pmtiles's own reader."""
+    with open(path, "rb") as file:
+        get = MmapSource(file)
+        reader = Reader(get)
+        return reader.header(), reader.metadata(), dict(all_tiles(get))
+
+
+def portable_tiles(folder, layer, ext) -> dict:
+    """{(z, x, y): bytes} of a Disk cache in the "portable" layout (what -d writes)."""
+    found = {}
+    for path in (folder / layer).rglob(f"*.{ext}"):
+        z, x, name = path.relative_to(folder / layer).parts
+        found[(int(z), int(x), int(name.split(".")[0]))] = path.read_bytes()
+    return found
+
+
+def assert_clustered(tiles: dict) -> None:
+    ids = [zxy_to_tileid(*key) for key in tiles]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_seed_to_pmtiles_holds_the_tiles_of_a_disk_seed_raster(tmp_path):
+    cfg = write_config(tmp_path, {"world": polygons_layer(tmp_path)})
+    box = ("-b", 30, -20, 60, 40)
+    assert tool("seed", "-q", "-c", cfg, "-l", "world", *box, "-d", tmp_path / "disk", 2, 3, 4).returncode == 0
+    done = tool("seed", "-q", "-c", cfg, "-l", "world", *box, "--to-pmtiles", tmp_path / "w.pmtiles", 2, 3, 4)
+    assert done.returncode == 0, done.stderr
+    header, metadata, tiles = read_back(tmp_path / "w.pmtiles")
+    disk = portable_tiles(tmp_path / "disk", "world", "png")
+    assert disk and tiles == disk
+    assert_clustered(tiles)
+    assert header["clustered"] and header["tile_type"] == TileType.PNG
+    assert header["tile_compression"] == Compression.NONE
+    assert (header["min_zoom"], header["max_zoom"]) == (2, 4) and header["center_zoom"] == 2
+    west, south = header["min_lon_e7"] / 1e7, header["min_lat_e7"] / 1e7
+    east, north = header["max_lon_e7"] / 1e7, header["max_lat_e7"] / 1e7
+    # the extent of the tiles: at zoom 2 the box lies in the tiles of columns 1-2, row 1
+    assert (west, south, east) == (-90.0, 0.0, 90.0) and north == pytest.approx(66.5132604, abs=1e-6)
+    assert header["min_lon_e7"] < header["center_lon_e7"] < header["max_lon_e7"]
+    assert metadata["format"] == "png" and metadata["name"] == "world" and "vector_layers" not in metadata
+    assert not os.path.exists(str(tmp_path / "w.pmtiles") + ".staging.mbtiles")
+    assert sorted(os.listdir(tmp_path)) == ["disk", "polygons.xml", "tilestache.cfg", "w.pmtiles"]
+
+
+def test_seed_to_pmtiles_of_an_mvt_layer_carries_vector_layers(tmp_path):
+    cfg = write_config(tmp_path, {"vec": vector_layer_spec(tmp_path)})
+    args = ("-q", "-c", cfg, "-l", "vec", "-e", "mvt", "-b", 40, -10, 60, 30)
+    both = tool("seed", *args, "-d", tmp_path / "disk", "--to-pmtiles", tmp_path / "v.pmtiles", 1, 2, 3)
+    assert both.returncode == 0, both.stderr  # two outputs at once: a Multi cache
+    header, metadata, tiles = read_back(tmp_path / "v.pmtiles")
+    disk = portable_tiles(tmp_path / "disk", "vec", "mvt")
+    assert disk and set(tiles) == set(disk)
+    assert all(body[:2] == b"\x1f\x8b" and gzip.decompress(body) == disk[key] for key, body in tiles.items())
+    assert header["tile_type"] == TileType.MVT and header["tile_compression"] == Compression.GZIP
+    assert (header["min_zoom"], header["max_zoom"]) == (1, 3)
+    described = {each["id"]: each for each in metadata["vector_layers"]}
+    assert set(described) == {"areas", "roads", "towns"}
+    assert described["roads"]["minzoom"] == 2 and "ref" in described["roads"]["fields"]
+    served, _ = client_for(tmp_path / "v.pmtiles")  # and our provider serves it
+    z, x, y = next(iter(tiles))
+    assert served.get(f"/p/{z}/{x}/{y}.mvt").data == disk[(z, x, y)]
+
+
+def mbtiles_rows(path) -> dict:
+    with sqlite3.connect(path) as db:
+        return {(z, x, y): bytes(body) for z, x, y, body in
+                db.execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles")}
+
+
+def test_mbtiles_to_pmtiles_and_back_keeps_the_tile_bytes(tmp_path):
+    tiles = mvt_tiles((0, 1, 2, 3))
+    layers = [{"id": "squares", "fields": {"label": "String"}, "minzoom": 0, "maxzoom": 3}]
+    source = MBTilesCache(str(tmp_path / "a.mbtiles"), format="pbf")
+    source.tileset.set_metadata("json", json.dumps({"vector_layers": layers}))
+    for (z, x, y), body in tiles.items():
+        source.save(body, None, Coordinate(y, x, z), "MVT")
+    there = tool("seed", "-q", "--from-mbtiles", tmp_path / "a.mbtiles", "--to-pmtiles", tmp_path / "b.pmtiles")
+    assert there.returncode == 0, there.stderr
+    header, metadata, archived = read_back(tmp_path / "b.pmtiles")
+    assert archived == tiles and header["tile_type"] == TileType.MVT
+    assert metadata["vector_layers"] == layers and metadata["name"] == "tiles-layer"
+    back = tool("seed", "-q", "--from-pmtiles", tmp_path / "b.pmtiles", "--to-mbtiles", tmp_path / "c.mbtiles")
+    assert back.returncode == 0, back.stderr
+    assert mbtiles_rows(tmp_path / "c.mbtiles") == mbtiles_rows(tmp_path / "a.mbtiles")
+
+    listed = tool("list", "--from-pmtiles", tmp_path / "b.pmtiles")
+    assert listed.returncode == 0
+    lines = listed.stdout.split()
+    assert sorted(lines) == sorted(f"{z}/{x}/{y}" for z, x, y in tiles)
+    assert lines == [f"{z}/{x}/{y}" for z, x, y in archived]  # in tile-id order
+    some = tool("seed", "-q", "--from-pmtiles", tmp_path / "b.pmtiles", "-l", "copy", "-d", tmp_path / "d",
+                *WORLD, 2)
+    assert some.returncode == 0, some.stderr  # -l names the copy; zoom levels pick a part
+    assert set(portable_tiles(tmp_path / "d", "copy", "mvt")) == {k for k in tiles if k[0] == 2}
+
+
+def test_png_archive_back_to_disk_and_bad_pmtiles_input(tmp_path):
+    tiles = png_tiles()
+    write_archive(tmp_path / "t.pmtiles", tiles)
+    copied = tool("seed", "-q", "--from-pmtiles", tmp_path / "t.pmtiles", "-d", tmp_path / "d")
+    assert copied.returncode == 0, copied.stderr
+    assert portable_tiles(tmp_path / "d", "tiles-layer", "png") == tiles
+    (tmp_path / "text.pmtiles").write_text("no archive here " * 20)
+    for name in ("list", "seed"):
+        bad = tool(name, "--from-pmtiles", tmp_path / "text.pmtiles", *(["-d", tmp_path / "x"] if name == "seed" else []))
+        assert bad.returncode == 2 and "not a PMTiles archive" in bad.stderr and "Traceback" not in bad.stderr
+    json_layer = write_config(tmp_path, {"vec": vector_layer_spec(tmp_path)})
+    wrong = tool("seed", "-c", json_layer, "-l", "vec", "-e", "geojson", "--to-pmtiles", tmp_path / "g.pmtiles", 1)
+    assert wrong.returncode == 2 and "--to-pmtiles" in wrong.stderr
+    assert not any(p.name.startswith("g.pmtiles") for p in tmp_path.iterdir())
+
+
+def test_the_archive_appears_only_when_the_seed_is_complete(tmp_path):
+    log = tmp_path / "renders.log"
+    target = tmp_path / "w.pmtiles"
+    cfg = write_config(tmp_path, {"world": counting_layer(log, delay=0.3)})
+    run = start_tool("seed", "-q", "-c", cfg, "-l", "world", *WORLD, "-j", "1", "--to-pmtiles", target, 2, 3)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text()) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.read_text() and run.poll() is None  # rendering has begun, and goes on
+        assert not target.exists() and os.path.exists(str(target) + ".staging.mbtiles")
+    finally:
+        run.communicate(timeout=120)
+    assert run.returncode == 0
+    assert len(read_back(target)[2]) == 4 * 4 + 8 * 8
+
+    (tmp_path / "failing").mkdir()
+    failing = write_config(tmp_path / "failing", {"world": counting_layer(log, fail_zoom=3)})
+    broken = tool("seed", "-q", "-c", failing, "-l", "world", *WORLD, "--to-pmtiles", tmp_path / "f.pmtiles", 2, 3)
+    assert broken.returncode == 1 and "f.pmtiles not written" in broken.stderr
+    assert not (tmp_path / "f.pmtiles").exists()
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    healed = tool("seed", "-q", "-c", cfg, "-l", "world", *WORLD, "--to-pmtiles", tmp_path / "f.pmtiles", 2, 3)
+    assert healed.returncode == 0, healed.stderr  # the staged tiles are kept: the run resumes
+    assert read_back(tmp_path / "f.pmtiles")[2] == read_back(target)[2]

@@ -11,7 +11,12 @@ from ..Caches import Multi
 from ..Config import build_cache, buildConfiguration
 from ..Core import Metatile
 from ..Errors import ConfigError
+from ..MBTiles import tileset_format
+from ..PMTiles import WRITE_TYPES, finish_archives, open_archive, stored_tiles, tile_extension
+from ..PMTiles import Cache as PMTilesCache
+from ..PMTiles import Source as PMTilesSource
 from ..MBTiles import list_tiles, tileset_info
+from ..TileJSON import vector_layers
 from ..Seed import CACHED, FAILED, MISSING, RENDERED, UNCACHEABLE, CacheSource, seed
 from ..Selection import metatile_size, metatile_tiles, parse_tile_list
 from .common import (EXIT_FAILURES, EXIT_OK, UsageError, add_include_path_option, add_selection_options,
@@ -37,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="examples: tilestache-seed -c tilestache.cfg -l osm -b 37.79 -122.35 37.83 -122.25 12 13 14; "
                "tilestache-seed --from-mbtiles in.mbtiles --output-directory tiles (no configuration needed)")
     p.add_argument("-c", "--config", help="TileStache configuration file (needed unless a tileset is copied "
-                                           "with --from-mbtiles to --output-directory or --to-mbtiles)")
+                                           "with --from-mbtiles or --from-pmtiles to --output-directory, "
+                                           "--to-mbtiles or --to-pmtiles)")
     p.add_argument("-l", "--layer", help="layer name in the configuration (the copied tileset's layer name "
                                           f"without a configuration, default {COPY_LAYER})")
     add_selection_options(p)
@@ -56,6 +62,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from-mbtiles", metavar="FILE",
                    help="copy tiles from this MBTiles file instead of rendering (all its tiles unless zoom "
                         "levels or --tile-list are given)")
+    p.add_argument("--to-pmtiles", metavar="FILE",
+                   help="save tiles into this PMTiles archive instead of the configured cache (staged in "
+                        "FILE.staging.mbtiles; the archive appears, complete, when the run succeeds)")
+    p.add_argument("--from-pmtiles", metavar="FILE",
+                   help="copy tiles from this PMTiles archive instead of rendering, as --from-mbtiles")
     p.add_argument("--error-list", metavar="FILE",
                    help="append the z/x/y of each tile that fails to this file; the run goes on and exits 0")
     p.add_argument("--enable-retries", action="store_true",
@@ -91,10 +102,14 @@ def prepare_layer(args):
     MBTiles file (--from-mbtiles) into --output-directory or --to-mbtiles."""
     if args.from_mbtiles and not os.path.isfile(args.from_mbtiles):
         raise UsageError(f"MBTiles file {args.from_mbtiles} does not exist")
-    copy_only = args.from_mbtiles and (args.output_directory or args.to_mbtiles)
+    if args.from_mbtiles and args.from_pmtiles:
+        raise UsageError("--from-mbtiles and --from-pmtiles can not be combined")
+    source = args.from_mbtiles or args.from_pmtiles
+    copy_only = source and (args.output_directory or args.to_mbtiles or args.to_pmtiles)
     if copy_only and not args.config:
         name = args.layer or COPY_LAYER
-        spec = {"provider": {"name": "mbtiles", "tileset": os.path.abspath(args.from_mbtiles)}}
+        kind = "mbtiles" if args.from_mbtiles else "pmtiles"
+        spec = {"provider": {"name": kind, "tileset": os.path.abspath(source)}}
         try:
             config = buildConfiguration({"cache": {"name": "Test"}, "layers": {name: spec}}, os.getcwd())
         except ConfigError as error:
@@ -114,13 +129,26 @@ def prepare_layer(args):
     extension = args.extension
     if args.from_mbtiles:
         extension = tileset_info(args.from_mbtiles)[4] or extension
+    if args.from_pmtiles:
+        args.pmtiles_source = from_pmtiles(args.from_pmtiles)
+        extension = tile_extension(args.pmtiles_source)
     return config, layer, extension or guess_extension(spec)
+
+
+def from_pmtiles(tileset: str):
+    """The archive --from-pmtiles names, opened; UsageError if it is not a readable PMTiles archive."""
+    try:
+        return open_archive(tileset, os.getcwd())
+    except ConfigError as error:
+        raise UsageError(f"--from-pmtiles: {error}") from None
 
 
 def output_cache(args, dirpath: str, layer_name: str):
     """The cache the options ask to write to, or None to keep the configured one."""
     caches = []
     try:
+        if args.to_pmtiles:
+            caches.append(PMTilesCache(os.path.abspath(args.to_pmtiles), name=layer_name))
         if args.to_mbtiles:
             caches.append(build_cache({"class": "TileStache.MBTiles:Cache",  # a class: "name" is a kwarg here
                                        "kwargs": {"filename": os.path.abspath(args.to_mbtiles),
@@ -169,6 +197,11 @@ def _main(argv) -> int:
     config, layer, extension = prepare_layer(args)
     format = check_extension(layer, extension)
     mimetype = layer.getTypeByExtension(extension)[0]
+    if args.to_pmtiles and tileset_format(extension) not in WRITE_TYPES:
+        raise UsageError(f"--to-pmtiles archives hold mvt, png, jpg or webp tiles, not {extension}")
+    archive_metadata = {"name": layer.name()}
+    if format == "MVT":
+        archive_metadata["vector_layers"] = vector_layers(layer, *layer.zoom_range())
 
     if args.from_mbtiles:
         try:
@@ -178,9 +211,15 @@ def _main(argv) -> int:
             raise UsageError(str(error)) from None
         layer.provider = CacheSource(layer, source, format)
         layer.metatile = Metatile()  # copies go tile by tile
+    if args.from_pmtiles:
+        layer.provider = CacheSource(layer, PMTilesSource(args.pmtiles_source), format)
+        layer.metatile = Metatile()
     if args.from_mbtiles and not args.zooms and not args.tile_list:
         stored = [c for c in list_tiles(args.from_mbtiles) if layer.in_bounds(c)]
         metatiles = lambda: iter(stored)  # noqa: E731 - the tileset's own tiles, as the original copies
+    elif args.from_pmtiles and not args.zooms and not args.tile_list:
+        archive = args.pmtiles_source
+        metatiles = lambda: (c for c in stored_tiles(archive) if layer.in_bounds(c))  # noqa: E731
     else:
         metatiles = selected_metatiles(args, layer)
     cache = output_cache(args, config.dirpath, layer.name())
@@ -224,7 +263,7 @@ def _main(argv) -> int:
     if not args.quiet or summary.failures:
         print(f"tilestache-seed: {count} metatiles, {total} tiles: {t.get(RENDERED, 0)} rendered, "
               f"{t.get(CACHED, 0)} already cached, {t.get(FAILED, 0)} failed"
-              + (f", {t.get(MISSING, 0)} missing in source" if args.from_mbtiles else "")
+              + (f", {t.get(MISSING, 0)} missing in source" if args.from_mbtiles or args.from_pmtiles else "")
               + (f", {t.get(UNCACHEABLE, 0)} not cacheable" if t.get(UNCACHEABLE) else ""),
               file=sys.stderr)
     if summary.worker_maxrss_kb and args.verbose:
@@ -233,6 +272,15 @@ def _main(argv) -> int:
     if summary.interrupted:
         print("tilestache-seed: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    if args.to_pmtiles and (not summary.failures or args.error_list):
+        try:
+            finish_archives(config.cache, archive_metadata)
+        except ConfigError as error:
+            print(f"tilestache-seed: {args.to_pmtiles} not written: {error}", file=sys.stderr)
+            return EXIT_FAILURES
+    elif args.to_pmtiles:
+        print(f"tilestache-seed: {args.to_pmtiles} not written; run the same command again to render the "
+              f"failed metatiles and write it", file=sys.stderr)
     if summary.failures:
         print(f"tilestache-seed: {len(summary.failures)} metatiles failed"
               + (f", their tiles listed in {args.error_list}:" if args.error_list else ":"), file=sys.stderr)
