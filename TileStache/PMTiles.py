@@ -13,8 +13,10 @@ A ``tileset`` is a local file (read with ``pread``), an ``http(s)://`` URL
 header and root directory are parsed once; leaf directories are kept in an
 LRU bounded in bytes (``leaf cache bytes``, 32 MiB by default). A replaced
 archive is noticed and its directories read again: a file by its inode, size
-and mtime before each tile; a remote archive by the ETag of every read, and
-of a one-byte read at most every ``check interval`` seconds (10).
+and mtime, looked at at most every ``check interval`` seconds (1 for a file:
+until then the open file, old or new, is read whole and consistent); a remote
+archive by the ETag of every read, and of a one-byte read at most every
+``check interval`` seconds (10 for a remote archive).
 
 Tiles go out with the MIME type of the archive's tile type (MVT, PNG, JPEG,
 WebP); gzipped MVT is handed to the layer as stored, so clients that accept
@@ -63,6 +65,7 @@ MAX_DEPTH = 4  # directory levels a tile lookup follows (root and three of leave
 DEFAULT_LEAF_CACHE_BYTES = 32 << 20
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CHECK_INTERVAL = 10.0  # seconds between two asks whether a remote archive was replaced
+FILE_CHECK_INTERVAL = 1.0  # seconds between two looks whether a file was replaced
 MERCATOR_LAT = 85.0511287798066
 # What one parsed directory entry costs in memory: the object, its four ints and its list slot.
 ENTRY_BYTES = sys.getsizeof(Entry(1 << 40, 1 << 40, 1 << 20, 1)) + 4 * sys.getsizeof(1 << 40) + 8
@@ -81,8 +84,10 @@ class Replaced(Exception):
 class FileSource:
     """A local archive read with pread; reopened when the path names another file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, check_interval: float = FILE_CHECK_INTERVAL) -> None:
         self.path = path
+        self.check_interval = check_interval
+        self._checked = time.monotonic()
         self.fd: int | None = None
         self.version: tuple | None = None
         self.reopen()
@@ -108,7 +113,12 @@ class FileSource:
         return self.version[2]
 
     def check(self) -> object:
-        """The file's version now, reopening it when the path names another file (replaced, or rewritten)."""
+        """The file's version, looked at (at most every check_interval seconds) and the file reopened when the
+        path names another file (replaced, or rewritten)."""
+        now = time.monotonic()
+        if now - self._checked < self.check_interval:
+            return self.version
+        self._checked = now
         try:
             now = self._identity(os.stat(self.path))
         except OSError:
@@ -249,11 +259,14 @@ class LeafCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, int]) -> list[Entry] | None:
-        with self._lock:
-            entries = self._entries.get(key)
-            if entries is not None:
+        # No lock: each OrderedDict call is atomic under the GIL, and this is every tile read.
+        entries = self._entries.get(key)
+        if entries is not None:
+            try:
                 self._entries.move_to_end(key)
-            return entries
+            except KeyError:  # dropped by a put in another thread meanwhile
+                pass
+        return entries
 
     def put(self, key: tuple[int, int], entries: list[Entry]) -> None:
         cost = len(entries) * ENTRY_BYTES
@@ -379,27 +392,29 @@ class Archive:
 
 
 def open_source(tileset: str, dirpath: str, endpoint_url: str | None, region: str | None, timeout: float,
-                check_interval: float):
+                check_interval: float | None):
     """The source a tileset names: a file, an HTTP(S) URL or an S3 object."""
+    remote_interval = DEFAULT_CHECK_INTERVAL if check_interval is None else check_interval
     if re.match(r"^s3://", tileset, re.I):
-        return S3Source(tileset, endpoint_url, region, timeout, check_interval)
+        return S3Source(tileset, endpoint_url, region, timeout, remote_interval)
     location = resolve_path(dirpath, tileset)
     if re.match(r"^https?://", location, re.I):
-        return HTTPSource(location, timeout, check_interval)
+        return HTTPSource(location, timeout, remote_interval)
     if re.match(r"^file://", location, re.I):
         location = location[len("file://"):]
     if "://" in location:
         raise ConfigError("a tileset is a file, an http(s):// URL or an s3://bucket/key", key="tileset")
-    return FileSource(location)
+    return FileSource(location, FILE_CHECK_INTERVAL if check_interval is None else check_interval)
 
 
 def open_archive(tileset: str, dirpath: str = ".", endpoint_url: str | None = None, region: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, leaf_cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES,
-                 check_interval: float = DEFAULT_CHECK_INTERVAL) -> Archive:
+                 check_interval: float | None = None) -> Archive:
     """The archive a tileset names, header and root directory read; ConfigError (key tileset) if it is
     missing or not a readable PMTiles v3 archive."""
     try:
-        source = open_source(tileset, dirpath, endpoint_url, region, float(timeout), float(check_interval))
+        source = open_source(tileset, dirpath, endpoint_url, region, float(timeout),
+                             None if check_interval is None else float(check_interval))
         return Archive(source, int(leaf_cache_bytes))
     except Missing as missing:
         raise ConfigError(f"{missing} does not exist", key="tileset") from None
@@ -423,7 +438,7 @@ class Provider:
 
     def __init__(self, layer, tileset: str, endpoint_url: str | None = None, region: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, leaf_cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES,
-                 check_interval: float = DEFAULT_CHECK_INTERVAL) -> None:
+                 check_interval: float | None = None) -> None:
         if not isinstance(tileset, str) or not tileset:
             raise ConfigError("a PMTiles provider needs a tileset", key="tileset")
         dirpath = layer.config.dirpath if layer.config is not None else "."

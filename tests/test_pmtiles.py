@@ -106,12 +106,14 @@ def test_leaf_directories_and_their_lru_bounded_in_bytes(tmp_path):
 
 def test_a_replaced_archive_is_read_again(tmp_path):
     path = write_archive(tmp_path / "t.pmtiles", png_tiles((0, 1)))
-    client, config = client_for(path)
-    assert client.get("/p/1/1/1.png").data == png((40, 20, 20))
+    lazy, _ = client_for(path)  # looks at the file at most once a second: until then the old one, whole
+    client, config = client_for(path, check_interval=0)
+    assert client.get("/p/1/1/1.png").data == png((40, 20, 20)) == lazy.get("/p/1/1/1.png").data
     fresh = {(z, x, y): png((0, 200, 200 - x - y)) for z in (0, 1, 2) for x in range(1 << z) for y in range(1 << z)}
     assert client.get("/p/2/3/3.png").status_code == 404  # beyond the archive's zooms
     os.replace(write_archive(tmp_path / "new.pmtiles", fresh), path)
     assert client.get("/p/1/1/1.png").data == fresh[(1, 1, 1)]
+    assert lazy.get("/p/1/1/1.png").data == png((40, 20, 20))
     assert config.layers["p"].zoom_range() == (0, 2)  # the new archive's bounds
     assert client.get("/p/2/3/3.png").data == fresh[(2, 3, 3)]
 
@@ -136,7 +138,7 @@ def test_bad_archives_are_config_errors_naming_layer_and_key(tmp_path):
 
 def test_a_corrupt_leaf_directory_is_a_short_500_and_one_log_line(tmp_path, caplog):
     path = write_archive(tmp_path / "s.pmtiles", sparse_tiles(), tile_type=TileType.PNG)
-    client, config = client_for(path)
+    client, config = client_for(path, check_interval=0)
     header = config.layers["p"].provider.archive.header
     data = bytearray(path.read_bytes())
     start = header["leaf_directory_offset"]
