@@ -372,22 +372,23 @@ class Archive:
             yield from self._walk(leaf, depth + 1)
 
     def _find(self, tile_id: int) -> bytes | None:
-        header, entries = self.header, self.root
+        header, entries, leaves = self.header, self.root, self.leaves
+        data_offset, leaf_offset = header["tile_data_offset"], header["leaf_directory_offset"]
         for _ in range(MAX_DEPTH):
             entry = find_tile(entries, tile_id)
             if entry is None:
                 return None
             if entry.run_length > 0:
-                return self._read(header["tile_data_offset"] + entry.offset, entry.length)
-            key = (header["leaf_directory_offset"] + entry.offset, entry.length)
-            entries = self.leaves.get(key)
+                return self._read(data_offset + entry.offset, entry.length)
+            key = (leaf_offset + entry.offset, entry.length)
+            entries = leaves.get(key)
             if entries is None:
                 raw = self._read(*key)
                 try:
                     entries = deserialize_directory(raw)
                 except CORRUPT as error:
                     raise Corrupt(f"leaf directory at {key[0]}: {error}") from None
-                self.leaves.put(key, entries)
+                leaves.put(key, entries)
         raise Corrupt(f"directories nested deeper than {MAX_DEPTH} levels")
 
 
