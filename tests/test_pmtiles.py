@@ -343,6 +343,10 @@ def test_png_archive_back_to_disk_and_bad_pmtiles_input(tmp_path):
     wrong = tool("seed", "-c", json_layer, "-l", "vec", "-e", "geojson", "--to-pmtiles", tmp_path / "g.pmtiles", 1)
     assert wrong.returncode == 2 and "--to-pmtiles" in wrong.stderr
     assert not any(p.name.startswith("g.pmtiles") for p in tmp_path.iterdir())
+    (tmp_path / "wgs").mkdir()
+    wgs = write_config(tmp_path / "wgs", {"w": {**polygons_layer(tmp_path), "projection": "WGS84"}})
+    other = tool("seed", "-c", wgs, "-l", "w", "--to-pmtiles", tmp_path / "w.pmtiles", 1)
+    assert other.returncode == 2 and "spherical mercator" in other.stderr and not (tmp_path / "w.pmtiles").exists()
 
 
 def test_the_archive_appears_only_when_the_seed_is_complete(tmp_path):

@@ -199,6 +199,9 @@ def _main(argv) -> int:
     mimetype = layer.getTypeByExtension(extension)[0]
     if args.to_pmtiles and tileset_format(extension) not in WRITE_TYPES:
         raise UsageError(f"--to-pmtiles archives hold mvt, png, jpg or webp tiles, not {extension}")
+    if args.to_pmtiles and getattr(layer.projection, "name", "") != "spherical mercator":
+        raise UsageError("--to-pmtiles archives hold spherical mercator tiles; "
+                         f"layer {layer.name()!r} is in another projection")
     archive_metadata = {"name": layer.name()}
     if format == "MVT":
         archive_metadata["vector_layers"] = vector_layers(layer, *layer.zoom_range())
