@@ -36,12 +36,13 @@ import sys
 import threading
 import time
 import zlib
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
 
 from ModestMaps.Core import Coordinate
 from pmtiles.tile import (Compression, Entry, MagicNumberNotFound, SpecVersionUnsupported, TileType,
-                          deserialize_directory, deserialize_header, find_tile, tileid_to_zxy, zxy_to_tileid)
+                          deserialize_directory, deserialize_header, tileid_to_zxy, zxy_to_tileid)
 from pmtiles.writer import write
 
 from .Config import resolve_path
@@ -249,16 +250,39 @@ class S3Source(RemoteSource):
             raise UpstreamError("The archive's bucket could not be reached") from None
 
 
+class Directory:
+    """A parsed PMTiles directory, searchable by tile id."""
+
+    __slots__ = ("entries", "ids")
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.ids = [entry.tile_id for entry in entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def find(self, tile_id: int) -> Entry | None:
+        """The entry holding tile_id: a run of tiles covering it, or the leaf directory it falls in."""
+        at = bisect_right(self.ids, tile_id) - 1
+        if at < 0:
+            return None
+        entry = self.entries[at]
+        if entry.run_length == 0 or tile_id - entry.tile_id < entry.run_length:
+            return entry
+        return None
+
+
 class LeafCache:
     """Parsed leaf directories by (offset, length), least recently used dropped past a byte budget."""
 
     def __init__(self, limit: int) -> None:
         self.limit = int(limit)
         self.used = 0
-        self._entries: OrderedDict[tuple[int, int], list[Entry]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int], Directory] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> list[Entry] | None:
+    def get(self, key: tuple[int, int]) -> Directory | None:
         # No lock: each OrderedDict call is atomic under the GIL, and this is every tile read.
         entries = self._entries.get(key)
         if entries is not None:
@@ -268,7 +292,7 @@ class LeafCache:
                 pass
         return entries
 
-    def put(self, key: tuple[int, int], entries: list[Entry]) -> None:
+    def put(self, key: tuple[int, int], entries: Directory) -> None:
         cost = len(entries) * ENTRY_BYTES
         if cost > self.limit:
             return
@@ -312,7 +336,7 @@ class Archive:
             raise Corrupt(f"truncated: {size} bytes, the header says {end}")
         root = self._bytes(first, header["root_offset"], header["root_length"], version)
         try:
-            root_entries = deserialize_directory(root)
+            root_entries = Directory(deserialize_directory(root))
             raw = self._bytes(first, header["metadata_offset"], header["metadata_length"], version)
             if header["internal_compression"] == Compression.GZIP:
                 raw = gzip.decompress(raw)
@@ -355,7 +379,7 @@ class Archive:
 
     def tile_ids(self) -> Iterator[int]:
         """Every tile id the archive addresses, in tile-id order (leaves read as met, not cached)."""
-        return self._walk(self.root, 1)
+        return self._walk(self.root.entries, 1)
 
     def _walk(self, entries: list[Entry], depth: int) -> Iterator[int]:
         for entry in entries:
@@ -375,7 +399,7 @@ class Archive:
         header, entries, leaves = self.header, self.root, self.leaves
         data_offset, leaf_offset = header["tile_data_offset"], header["leaf_directory_offset"]
         for _ in range(MAX_DEPTH):
-            entry = find_tile(entries, tile_id)
+            entry = entries.find(tile_id)
             if entry is None:
                 return None
             if entry.run_length > 0:
@@ -385,7 +409,7 @@ class Archive:
             if entries is None:
                 raw = self._read(*key)
                 try:
-                    entries = deserialize_directory(raw)
+                    entries = Directory(deserialize_directory(raw))
                 except CORRUPT as error:
                     raise Corrupt(f"leaf directory at {key[0]}: {error}") from None
                 leaves.put(key, entries)

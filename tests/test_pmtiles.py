@@ -12,7 +12,7 @@ import time
 import pytest
 from ModestMaps.Core import Coordinate
 from pmtiles.reader import MmapSource, Reader, all_tiles
-from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.tile import Compression, Entry, TileType, find_tile, zxy_to_tileid
 from werkzeug.test import Client
 
 import TileStache
@@ -20,7 +20,7 @@ from formats_helpers import RangeServer, mvt_tiles, png, png_tiles, sparse_tiles
 from script_helpers import WORLD, counting_layer, polygons_layer, start_tool, tool, write_config
 from TileStache.MBTiles import Cache as MBTilesCache
 from TileStache.Errors import ConfigError
-from TileStache.PMTiles import ENTRY_BYTES
+from TileStache.PMTiles import ENTRY_BYTES, Directory
 
 MVT = "application/vnd.mapbox-vector-tile"
 
@@ -96,12 +96,25 @@ def test_leaf_directories_and_their_lru_bounded_in_bytes(tmp_path):
     config = config_for(path, leaf_cache_bytes=limit)
     archive = config.layers["p"].provider.archive
     assert archive.header["leaf_directory_length"] > 0 and len(archive.root) >= 4
-    assert all(e.run_length == 0 for e in archive.root)
+    assert all(e.run_length == 0 for e in archive.root.entries)
     for (z, x, y), stored in list(tiles.items())[::7]:
         assert archive.tile(z, x, y) == stored
         assert archive.leaves.used <= limit
     assert len(archive.leaves._entries) == 2
     assert archive.tile(9, *next((x, y) for x in range(512) for y in range(512) if (9, x, y) not in tiles)) is None
+
+
+def test_directory_search_agrees_with_the_pmtiles_package():
+    """Runs, single tiles, leaf pointers and gaps: Directory.find answers as pmtiles' own find_tile."""
+    entries, tile_id = [], 3
+    for i in range(300):
+        run = (0, 1, 5)[i % 3]
+        entries.append(Entry(tile_id, i * 10, 10, run))
+        tile_id += (4, 1, 9)[i % 3]  # a leaf's span, adjacent singles, a run followed by a gap
+    directory = Directory(entries)
+    for probe in range(0, tile_id + 20):
+        assert directory.find(probe) == find_tile(entries, probe), probe
+    assert Directory([]).find(5) is None
 
 
 def test_a_replaced_archive_is_read_again(tmp_path):
