@@ -100,14 +100,15 @@ def modes(root):
     return folders, files
 
 
+@pytest.mark.parametrize("cache", [{"name": "Disk"}, {"name": "LimitedDisk", "limit": 10_000_000}])
 @pytest.mark.parametrize("umask, folder_mode, file_mode", [("0000", 0o777, 0o666), ("0022", 0o755, 0o644),
                                                            ("0027", 0o750, 0o640)])
-def test_disk_umask_applies_to_folders_and_tiles(tmp_path, umask, folder_mode, file_mode):
-    root = tmp_path / "cache"
-    config = TileStache.parseConfig({"cache": {"name": "Disk", "path": str(root), "umask": umask},
-                                     "layers": {"paint": {"provider": {"class": "plugins:GridPainter"}}}})
+def test_disk_umask_applies_to_folders_and_tiles(tmp_path, cache, umask, folder_mode, file_mode):
+    root = tmp_path / "cache" / "deeper"  # a cache root with a missing parent
     previous = os.umask(0o077)  # the process's own umask must not decide
     try:
+        config = TileStache.parseConfig({"cache": {**cache, "path": str(root), "umask": umask},
+                                         "layers": {"paint": {"provider": {"class": "plugins:GridPainter"}}}})
         assert TileStache.requestHandler2(config, "/paint/3/2/1.png")[0] == 200
         layer = config.layers["paint"]
         config.cache.lock(layer, Coordinate(5, 5, 5), "PNG")
@@ -116,8 +117,8 @@ def test_disk_umask_applies_to_folders_and_tiles(tmp_path, umask, folder_mode, f
         config.cache.unlock(layer, Coordinate(5, 5, 5), "PNG")
     finally:
         os.umask(previous)
-    folders, files = modes(root)
-    assert folders == {folder_mode} and files == {file_mode}
+    folders, files = modes(tmp_path / "cache")
+    assert folders == {folder_mode} and files == {file_mode}  # LimitedDisk's index and its -wal, -shm too
     assert len(list(root.rglob("*.png"))) == 1
 
 

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 
-from ...Caches import CacheEntry, Disk
+from ...Caches import CacheEntry, Disk, make_folders
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,25 @@ class Cache(Disk):
         self.limit = int(limit)
         if self.limit <= 0:
             raise ValueError("limit must be a positive number of bytes")
-        os.makedirs(self.cachepath, mode=0o777 & ~self.umask, exist_ok=True)
+        make_folders(self.cachepath, 0o777 & ~self.umask)
         self.index_path = os.path.join(self.cachepath, INDEX_NAME)
+        self._create_index_file()
         self.touch_every = TOUCH_EVERY
         self._touched: set[str] = set()  # tiles this process stamped since _touched_since
         self._touched_since = 0.0
         self._local = threading.local()
         self._db().executescript(SCHEMA)
+
+    def _create_index_file(self) -> None:
+        """Make the empty index file with the cache's umask; SQLite gives its -wal and -shm files the same mode."""
+        try:
+            fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        try:
+            os.fchmod(fd, 0o666 & ~self.umask)
+        finally:
+            os.close(fd)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection to the index (a new one after a fork)."""
