@@ -285,7 +285,9 @@ class Layer:
             zoom = coord.zoom
             if zoom != int(zoom) or zoom < 0 or zoom > MAX_ZOOM:
                 return False
-            grid = self._grids[int(zoom)] = grid_size(self.projection, int(zoom))
+            grid = self._grids[int(zoom)] = grid_size(self.projection, int(zoom)) or ()
+        if not grid:  # a grid without world edges
+            return coord.column == int(coord.column) and coord.row == int(coord.row)
         return 0 <= coord.column < grid[0] and 0 <= coord.row < grid[1]
 
     def in_bounds(self, coord) -> bool:

@@ -6,6 +6,7 @@ with the extra methods TileStache needs to talk in projected units:
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import math
 
@@ -84,14 +85,20 @@ class WGS84(LinearProjection):
         return 2 ** (zoom + 1), 2 ** zoom
 
 
-def grid_size(projection: object, zoom: int) -> tuple[int, int]:
-    """Columns and rows of the world at a zoom, for any projection (square by default)."""
+def grid_size(projection: object, zoom: int) -> tuple[int, int] | None:
+    """Columns and rows of the world at a zoom (square by default), or None for a grid without
+    world limits (e.g. a Proj4Projection), where any whole column and row, negative too, is a tile."""
     sizer = getattr(projection, "grid_size", None)
     return sizer(zoom) if sizer else (2 ** zoom, 2 ** zoom)
 
 
 def getProjectionByName(name: str) -> object:
-    """A projection from its name ("spherical mercator", "WGS84") or "Module:Object[()]"."""
+    """A projection from its name ("spherical mercator", "WGS84") or "Module:Expression".
+
+    The expression is a name in the module, or a call of one with literal arguments and calls of
+    other names of the module, as in the original's
+    ``Module:Proj4Projection('+proj=...', [8192, 4096], transformation=Transformation(1, 0, 0, 0, -1, 0))``.
+    """
     key = name.strip().lower()
     if key in ("spherical mercator", "mercator", "epsg:3857", "epsg:900913"):
         return SphericalMercator()
@@ -99,7 +106,40 @@ def getProjectionByName(name: str) -> object:
         return WGS84()
     if ":" not in name:
         raise ValueError(f"unknown projection {name!r}: use 'spherical mercator', 'WGS84' or 'Module:Object'")
-    module_name, _, attr = name.partition(":")
-    call = attr.endswith("()")
-    obj = getattr(importlib.import_module(module_name), attr[:-2] if call else attr)
-    return obj() if call else obj
+    module_name, _, expression = name.partition(":")
+    try:
+        module = importlib.import_module(module_name.strip())
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name.strip()}: {error}") from None
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as error:
+        raise ValueError(f"cannot read projection {expression.strip()!r}: {error.msg}") from None
+    return _evaluate(tree.body, vars(module), expression.strip())
+
+
+def _evaluate(node: ast.AST, names: dict, text: str) -> object:
+    """The value of a literal, a module name, or a call of a module name with such arguments."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_evaluate(each, names, text) for each in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        return {_evaluate(k, names, text): _evaluate(v, names, text) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand, names, text)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            raise ValueError(f"{node.id} is not a name in the projection's module")
+        return names[node.id]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        function = _evaluate(node.func, names, text)
+        args = [_evaluate(each, names, text) for each in node.args]
+        kwargs = {each.arg: _evaluate(each.value, names, text) for each in node.keywords if each.arg}
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            raise ValueError(f"{node.func.id}(...) failed: {error}") from None
+    raise ValueError(f"projection {text!r}: only names, literals and calls are allowed")

@@ -34,12 +34,23 @@ class BBox(NamedTuple):
     east: float
 
 
-def world_bbox(projection) -> BBox:
-    """The whole world a projection's tile grid covers, in degrees."""
-    columns, rows = grid_size(projection, 0)
+def world_bbox(projection) -> BBox | None:
+    """The whole world a projection's tile grid covers, in degrees; None for a grid without edges."""
+    grid = grid_size(projection, 0)
+    if grid is None:
+        return None
+    columns, rows = grid
     nw = projection.coordinateLocation(Coordinate(0, 0, 0))
     se = projection.coordinateLocation(Coordinate(rows, columns, 0))
     return BBox(se.lat, nw.lon, nw.lat, se.lon)
+
+
+def whole_world(projection) -> BBox:
+    """The world of a projection's grid, or SelectionError for a grid without edges."""
+    world = world_bbox(projection)
+    if world is None:
+        raise SelectionError("this layer's grid has no world edges: give a bounding box")
+    return world
 
 
 def check_bbox(projection, bbox: BBox) -> BBox:
@@ -53,7 +64,7 @@ def check_bbox(projection, bbox: BBox) -> BBox:
         raise SelectionError(f"bounding box west ({west}) is east of east ({east})")
     world = world_bbox(projection)
     slack = 1e-6
-    if (south < world.south - slack or north > world.north + slack
+    if world is not None and (south < world.south - slack or north > world.north + slack
             or west < world.west - slack or east > world.east + slack):
         raise SelectionError(
             f"bounding box {south} {west} {north} {east} is outside the projection's world "
@@ -73,14 +84,18 @@ def check_zooms(zooms: Iterable[int], low: int = 0, high: int = MAX_ZOOM) -> lis
 def bbox_tile_range(projection, bbox: BBox, zoom: int, padding: int = 0) -> tuple[int, int, int, int]:
     """(min column, min row, max column, max row), inclusive, of the tiles a box touches at a zoom."""
     south, west, north, east = bbox
-    ul = projection.locationCoordinate(Location(north, west)).zoomTo(zoom)
-    lr = projection.locationCoordinate(Location(south, east)).zoomTo(zoom)
-    columns, rows = grid_size(projection, zoom)
-    col0, row0 = math.floor(ul.column + 1e-9), math.floor(ul.row + 1e-9)
-    col1 = max(col0, math.ceil(lr.column - 1e-9) - 1)
-    row1 = max(row0, math.ceil(lr.row - 1e-9) - 1)
-    return (max(0, col0 - padding), max(0, row0 - padding),
-            min(columns - 1, col1 + padding), min(rows - 1, row1 + padding))
+    corners = [projection.locationCoordinate(Location(lat, lon)).zoomTo(zoom)
+               for lat, lon in ((north, west), (south, east), (north, east), (south, west))]
+    low_column, high_column = min(c.column for c in corners), max(c.column for c in corners)
+    low_row, high_row = min(c.row for c in corners), max(c.row for c in corners)
+    col0, row0 = math.floor(low_column + 1e-9), math.floor(low_row + 1e-9)
+    col1 = max(col0, math.ceil(high_column - 1e-9) - 1)
+    row1 = max(row0, math.ceil(high_row - 1e-9) - 1)
+    col0, row0, col1, row1 = col0 - padding, row0 - padding, col1 + padding, row1 + padding
+    grid = grid_size(projection, zoom)
+    if grid is None:
+        return col0, row0, col1, row1
+    return max(0, col0), max(0, row0), min(grid[0] - 1, col1), min(grid[1] - 1, row1)
 
 
 def bbox_tiles(projection, bbox: BBox, zooms: Iterable[int], padding: int = 0) -> Iterator[Coordinate]:
@@ -146,7 +161,7 @@ def _tile_box(projection, coord: Coordinate):
 
     nw = projection.coordinateLocation(coord)
     se = projection.coordinateLocation(Coordinate(coord.row + 1, coord.column + 1, coord.zoom))
-    return shapely.box(nw.lon, se.lat, se.lon, nw.lat)
+    return shapely.box(min(nw.lon, se.lon), min(nw.lat, se.lat), max(nw.lon, se.lon), max(nw.lat, se.lat))
 
 
 def touches_area(geometry, box) -> bool:
@@ -159,7 +174,15 @@ def coverage_tiles(projection, geometry, zooms: Iterable[int]) -> Iterator[Coord
     wanted = sorted(set(zooms))
     if not wanted:
         return
-    columns, rows = grid_size(projection, 0)
+    grid = grid_size(projection, 0)
+    if grid is None:  # no world to descend from: the tiles of the geometry's box, kept if they touch it
+        west, south, east, north = geometry.bounds
+        for zoom in wanted:
+            col0, row0, col1, row1 = bbox_tile_range(projection, BBox(south, west, north, east), zoom)
+            yield from (Coordinate(r, c, zoom) for r in range(row0, row1 + 1) for c in range(col0, col1 + 1)
+                        if touches_area(geometry, _tile_box(projection, Coordinate(r, c, zoom))))
+        return
+    columns, rows = grid
     level = [Coordinate(r, c, 0) for r in range(rows) for c in range(columns)]
     for zoom in range(0, wanted[-1] + 1):
         level = [c for c in level if touches_area(geometry, _tile_box(projection, c))]
@@ -174,7 +197,7 @@ def select_tiles(projection, zooms: Iterable[int], bbox: BBox | None = None, pad
     """Tiles of a box (default: the world) at zooms, kept to a coverage geometry when given."""
     zooms = list(zooms)
     if coverage is None:
-        yield from bbox_tiles(projection, bbox or world_bbox(projection), zooms, padding)
+        yield from bbox_tiles(projection, bbox or whole_world(projection), zooms, padding)
         return
     ranges = {z: bbox_tile_range(projection, bbox, z, padding) for z in zooms} if bbox else None
     for coord in coverage_tiles(projection, coverage, zooms):
@@ -212,7 +235,7 @@ def bbox_metatiles(projection, metatile, bbox: BBox | None, zooms: Iterable[int]
 
     Memory stays flat however many tiles the box covers.
     """
-    bbox = bbox or world_bbox(projection)
+    bbox = bbox or whole_world(projection)
     for zoom in zooms:
         col0, row0, col1, row1 = bbox_tile_range(projection, bbox, zoom, padding)
         for row in range(row0 // metatile.rows * metatile.rows, row1 + 1, metatile.rows):

@@ -61,7 +61,7 @@ def layer_bounds(layer) -> list[float]:
     for member in members:
         nw = layer.projection.coordinateLocation(member.upper_left_high)
         se = layer.projection.coordinateLocation(member.lower_right_low)
-        boxes.append((nw.lon, se.lat, se.lon, nw.lat))
+        boxes.append((min(nw.lon, se.lon), min(nw.lat, se.lat), max(nw.lon, se.lon), max(nw.lat, se.lat)))
     box = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
     return [max(box[0], WORLD[0]), max(box[1], WORLD[1]), min(box[2], WORLD[2]), min(box[3], WORLD[3])]
 

@@ -23,7 +23,7 @@ from .TileJSON import VECTOR_EXTENSIONS, index_html, tilejson, vector_layers
 
 log = logging.getLogger(__name__)
 
-TILE_PATH = re.compile(r"^/(?P<layer>[^/]+)/(?P<zoom>\d{1,3})/(?P<column>\d{1,10})/(?P<row>\d{1,10})"
+TILE_PATH = re.compile(r"^/(?P<layer>[^/]+)/(?P<zoom>\d{1,3})/(?P<column>-?\d{1,10})/(?P<row>-?\d{1,10})"
                        r"(?P<scale>@[23]x)?\.(?P<ext>[A-Za-z0-9]{1,12})$")
 # "/layer/" (nothing after the slash) is the layer's preview page, as in the original.
 LAYER_PAGE = re.compile(r"^/(?P<layer>[^/]+)/(?P<page>preview\.html|tilejson\.json|maplibre-gl\.(js|css)|)$")

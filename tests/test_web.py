@@ -135,7 +135,8 @@ def test_preview_page(site):
     ("/nope/1/0/0.png", 404),            # unknown layer
     ("/nope/preview.html", 404),
     ("/paint/1/0/0.xyz", 400),           # unknown extension
-    ("/paint/1/-1/0.png", 400),          # negative
+    ("/paint/1/-1/0.png", 404),          # negative: a URL the original took, outside this world
+    ("/paint/1/0/-1.png", 404),
     ("/paint/one/0/0.png", 400),         # non-integer zoom
     ("/paint/1.5/0/0.png", 400),
     ("/paint/1/0/0", 400),               # no extension

@@ -13,7 +13,7 @@ from ..Errors import BadRequest, ConfigError
 from ..Geography import grid_size
 from ..Selection import (BBox, SelectionError, bbox_metatiles, bbox_tile_range, check_bbox, check_zooms,
                          group_by_metatile, load_coverage, metatile_tiles, parse_tile_list, select_tiles,
-                         world_bbox)
+                         whole_world)
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -121,8 +121,8 @@ def parse_selection(args, projection, zoom_range: tuple[int, int]) -> Selection:
                 raise UsageError(f"cannot read tile list {args.tile_list}: {error.strerror}") from None
             for coord in coords:
                 check_zooms([coord.zoom], *zoom_range)
-                columns, rows = grid_size(projection, int(coord.zoom))
-                if not (0 <= coord.column < columns and 0 <= coord.row < rows):
+                grid = grid_size(projection, int(coord.zoom))
+                if grid is not None and not (0 <= coord.column < grid[0] and 0 <= coord.row < grid[1]):
                     raise UsageError(f"tile {coord.zoom}/{coord.column}/{coord.row} is outside the world")
             return Selection(coords, [], None, 0, None)
         if not args.zooms:
@@ -164,7 +164,7 @@ def selected_metatiles(args, layer) -> Callable[[], Iterator]:
         return lambda: iter(firsts)
     if layer.bounds is None:
         return lambda: bbox_metatiles(layer.projection, layer.metatile, sel.bbox, sel.zooms, sel.padding)
-    bbox = sel.bbox or world_bbox(layer.projection)
+    bbox = sel.bbox or whole_world(layer.projection)
 
     def in_bounds() -> Iterator:
         for first in bbox_metatiles(layer.projection, layer.metatile, bbox, sel.zooms, sel.padding):
