@@ -56,7 +56,7 @@ LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 # Python modules a feature needs, and the extra that installs each.
 EXTRAS = {"mapnik": "mapnik", "memcache": "memcache", "redis": "redis", "boto3": "s3",
-          "botocore": "s3", "shapely": "vector", "pyproj": "vector", "pyogrio": "vector",
+          "botocore": "s3", "shapely": "vector", "pyproj": "proj", "pyogrio": "vector",
           "psycopg": "vector", "psycopg_pool": "vector", "mapbox_vector_tile": "vector",
           "numpy": "sandwich", "pmtiles": "pmtiles", "urllib3": "pmtiles", "prometheus_client": "metrics"}
 
