@@ -194,7 +194,7 @@ class Cache:
         """(coordinate, LastModified) of every tile object of the layer and format, by key."""
         name = tile_parts(layer, Coordinate(0, 0, 0))[0]
         prefix = f"{self.path}/{name}/" if self.path else f"{name}/"
-        ending = "." + tile_extension(format)
+        ending = "." + self._key(layer, Coordinate(0, 0, 0), format).rsplit(".", 1)[1]
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):

@@ -11,6 +11,7 @@ from rasterio.transform import from_bounds
 from werkzeug.test import Client
 
 import TileStache
+import TileStache.Goodies.Providers.GDAL  # noqa: F401  (gives rasterio its proj.db beside mapnik's PROJ_LIB)
 from TileStache.Config import buildConfiguration
 from TileStache.Errors import ConfigError
 

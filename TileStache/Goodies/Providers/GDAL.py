@@ -35,6 +35,7 @@ import rasterio
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.env import PROJDataFinder
 from rasterio.errors import RasterioError
 from rasterio.session import AWSSession
 from rasterio.transform import from_bounds
@@ -57,6 +58,12 @@ RESAMPLINGS = {
 REMOTE = re.compile(r"^(https?|s3)://", re.I)
 HTTP_TIMEOUT = "10"  # seconds, unless GDAL_HTTP_TIMEOUT is set in the environment
 READ_ERRORS = (RasterioError, _GDALError)
+
+# The mapnik wheel sets PROJ_LIB to a folder without proj.db, and rasterio hands PROJ_DATA or PROJ_LIB to its own
+# bundled PROJ each time a GDAL environment starts: where neither holds a proj.db, PROJ_DATA names rasterio's.
+if not any(os.path.isfile(os.path.join(os.environ.get(name, ""), "proj.db")) for name in ("PROJ_DATA", "PROJ_LIB")) \
+        and PROJDataFinder().search_wheel():
+    os.environ["PROJ_DATA"] = PROJDataFinder().search_wheel()
 
 
 def gdal_path(location: str) -> str:
