@@ -161,3 +161,18 @@ def test_bad_projections_fail_at_load_naming_layer_and_key(tmp_path, projection,
     with pytest.raises(ConfigError) as error:
         TileStache.parseConfig(layer_config(tmp_path, projection=projection))
     assert "rt90" in str(error.value) and "projection" in str(error.value) and needle in str(error.value)
+
+
+def test_compose_on_the_grid_puts_the_box_in_the_middle(tmp_path):
+    spec = layer_config(tmp_path)
+    path = write_config(tmp_path, spec["layers"], spec["cache"])
+    out = tmp_path / "composed.png"
+    # an extent around the box (lat 59-60, lon 17-19): its middle is in the box, its corners are not
+    result = tool("compose", "-c", path, "-l", "rt90", "-e", "61", "15", "58", "21", "-d", "300", "200",
+                  "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    image = Image.open(out).convert("RGBA")
+    assert image.size == (300, 200)
+    assert image.getpixel((150, 100)) == RED
+    for corner in [(2, 2), (297, 2), (2, 197), (297, 197)]:
+        assert image.getpixel(corner)[3] == 0, corner

@@ -83,7 +83,7 @@ def compose_image(frame: Frame, projection, fetch: Callable[[object], bytes | No
     """An RGBA image of the frame with each tile fetch() returns pasted in; also the tiles that failed."""
     canvas = Image.new("RGBA", (frame.width, frame.height), (0, 0, 0, 0))
     failed = []
-    for coord in frame.tiles(*grid_size(projection, frame.zoom)):
+    for coord in frame.tiles(*(grid_size(projection, frame.zoom) or ())):
         try:
             body = fetch(coord)
         except Exception as error:  # report and go on with the other tiles

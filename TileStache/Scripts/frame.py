@@ -23,14 +23,15 @@ class Frame(NamedTuple):
     height: int
     tile_size: int
 
-    def tiles(self, columns: int, rows: int) -> list[Coordinate]:
-        """The world's tiles (columns x rows grid) the image overlaps, row by row."""
+    def tiles(self, columns: int | None = None, rows: int | None = None) -> list[Coordinate]:
+        """The world's tiles (columns x rows grid; None: a grid without edges) the image overlaps, row by row."""
         ts = self.tile_size
         col0, row0 = math.floor(self.column + 1e-9), math.floor(self.row + 1e-9)
         col1 = math.ceil(self.column + self.width / ts - 1e-9)
         row1 = math.ceil(self.row + self.height / ts - 1e-9)
-        return [Coordinate(r, c, self.zoom) for r in range(max(0, row0), min(rows, row1))
-                for c in range(max(0, col0), min(columns, col1))]
+        if columns is not None and rows is not None:
+            col0, row0, col1, row1 = max(0, col0), max(0, row0), min(columns, col1), min(rows, row1)
+        return [Coordinate(r, c, self.zoom) for r in range(row0, row1) for c in range(col0, col1)]
 
     def pixel(self, coord) -> tuple[int, int]:
         """Pixel position of a tile's top-left corner in the image."""
