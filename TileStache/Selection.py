@@ -237,10 +237,47 @@ def bbox_metatiles(projection, metatile, bbox: BBox | None, zooms: Iterable[int]
     """
     bbox = bbox or whole_world(projection)
     for zoom in zooms:
-        col0, row0, col1, row1 = bbox_tile_range(projection, bbox, zoom, padding)
-        for row in range(row0 // metatile.rows * metatile.rows, row1 + 1, metatile.rows):
-            for column in range(col0 // metatile.columns * metatile.columns, col1 + 1, metatile.columns):
-                yield Coordinate(row, column, zoom)
+        yield from window_metatiles(metatile, zoom, bbox_tile_range(projection, bbox, zoom, padding))
+
+
+def window_metatiles(metatile, zoom: int, window: tuple[int, int, int, int]) -> Iterator[Coordinate]:
+    """First coordinates of the metatiles holding a window's tiles (min col, min row, max col, max row)."""
+    col0, row0, col1, row1 = window
+    for row in range(row0 // metatile.rows * metatile.rows, row1 + 1, metatile.rows):
+        for column in range(col0 // metatile.columns * metatile.columns, col1 + 1, metatile.columns):
+            yield Coordinate(row, column, zoom)
+
+
+def expand_to_zooms(coords: Iterable[Coordinate], zooms: Iterable[int]) -> Iterator[Coordinate]:
+    """The tiles covering each listed tile at each zoom: its ancestor above, itself, its descendants below.
+
+    This turns an expire list (e.g. osm2pgsql's, all at one zoom) into the
+    tiles to refresh at the zooms asked for.
+    """
+    zooms = sorted(set(zooms))
+    for coord in coords:
+        zoom, column, row = int(coord.zoom), int(coord.column), int(coord.row)
+        for target in zooms:
+            if target <= zoom:
+                shift = zoom - target
+                yield Coordinate(row >> shift, column >> shift, target)
+                continue
+            scale = 1 << (target - zoom)
+            for r in range(row * scale, (row + 1) * scale):
+                for c in range(column * scale, (column + 1) * scale):
+                    yield Coordinate(r, c, target)
+
+
+def root_zoom(zooms: list[int], levels: int) -> int:
+    """The zoom of a seeding job's sub-pyramid roots: ``levels`` zooms up from its deepest zoom."""
+    return max(min(zooms), max(zooms) - levels + 1)
+
+
+def pyramid_root(metatile, first: Coordinate, root: int) -> tuple[int, int, int]:
+    """(zoom, column, row) of the metatile at zoom ``root`` whose tiles hold a deeper metatile's first tile."""
+    shift = int(first.zoom) - root
+    ancestor = metatile.firstCoord(Coordinate(int(first.row) >> shift, int(first.column) >> shift, root))
+    return root, int(ancestor.column), int(ancestor.row)
 
 
 def metatile_size(layer, first: Coordinate) -> int:

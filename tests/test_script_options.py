@@ -180,7 +180,7 @@ def test_seed_from_mbtiles_without_a_config(tmp_path):
 def test_seed_tile_list_overrides_bbox(tmp_path):
     cfg = single_tile_config(tmp_path)
     (tmp_path / "tiles.txt").write_text("3/1/2\n4/15/0\n")
-    result = tool("seed", "-c", cfg, "-l", "world", "--tile-list", tmp_path / "tiles.txt", "-b", *BOX, 5)
+    result = tool("seed", "-c", cfg, "-l", "world", "--tile-list", tmp_path / "tiles.txt", "-b", *BOX)
     assert result.returncode == 0, result.stderr
     assert disk_tiles(tmp_path / "cache", "world") == {(3, 1, 2), (4, 15, 0)}
 

@@ -12,8 +12,8 @@ from ..Config import buildConfiguration, read_config_file
 from ..Errors import BadRequest, ConfigError
 from ..Geography import grid_size
 from ..Selection import (BBox, SelectionError, bbox_metatiles, bbox_tile_range, check_bbox, check_zooms,
-                         group_by_metatile, load_coverage, metatile_tiles, parse_tile_list, select_tiles,
-                         whole_world)
+                         expand_to_zooms, group_by_metatile, load_coverage, metatile_tiles, parse_tile_list,
+                         select_tiles, whole_world)
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -55,7 +55,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--padding", type=int, default=0,
                         help="extra tiles to add around the bounding box at each zoom (default: 0)")
     parser.add_argument("--tile-list", metavar="FILE",
-                        help="file of z/x/y lines to use instead of the bounding box, padding and zooms")
+                        help="file of z/x/y lines to use instead of the bounding box and padding; with zoom "
+                             "levels it is an expire list: the tiles covering each listed tile at those zooms")
     parser.add_argument("--coverage", metavar="FILE.geojson",
                         help="only tiles touching the polygons of this GeoJSON file (degrees)")
     parser.add_argument("zooms", nargs="*", type=int, metavar="ZOOM", help="zoom levels")
@@ -112,13 +113,16 @@ def parse_selection(args, projection, zoom_range: tuple[int, int]) -> Selection:
         if args.tile_list:
             if args.coverage:
                 raise UsageError("--tile-list can not be combined with --coverage")
-            if args.bbox or args.zooms:
-                log.warning("--tile-list overrides --bbox, --padding and zoom levels")
+            if args.bbox or args.padding:
+                log.warning("--tile-list overrides --bbox and --padding")
             try:
                 with open(args.tile_list, encoding="utf-8") as file:
                     coords = parse_tile_list(file, args.tile_list)
             except OSError as error:
                 raise UsageError(f"cannot read tile list {args.tile_list}: {error.strerror}") from None
+            if args.zooms:  # an expire list: refresh the tiles covering each listed one at these zooms
+                zooms = check_zooms(args.zooms, *zoom_range)
+                coords = list(expand_to_zooms(coords, zooms))
             for coord in coords:
                 check_zooms([coord.zoom], *zoom_range)
                 grid = grid_size(projection, int(coord.zoom))
@@ -168,11 +172,19 @@ def selected_metatiles(args, layer) -> Callable[[], Iterator]:
 
     def in_bounds() -> Iterator:
         for first in bbox_metatiles(layer.projection, layer.metatile, bbox, sel.zooms, sel.padding):
-            col0, row0, col1, row1 = bbox_tile_range(layer.projection, bbox, int(first.zoom), sel.padding)
-            if any(layer.in_bounds(c) for c in metatile_tiles(layer, first)
-                   if col0 <= c.column <= col1 and row0 <= c.row <= row1):
+            if metatile_in_bounds(layer, first, bbox_tile_range(layer.projection, bbox, int(first.zoom),
+                                                                sel.padding)):
                 yield first
     return in_bounds
+
+
+def metatile_in_bounds(layer, first, window: tuple[int, int, int, int]) -> bool:
+    """True when one of the metatile's tiles inside the window (cols and rows, inclusive) is in the layer's bounds."""
+    if layer.bounds is None:
+        return True
+    col0, row0, col1, row1 = window
+    return any(layer.in_bounds(c) for c in metatile_tiles(layer, first)
+               if col0 <= c.column <= col1 and row0 <= c.row <= row1)
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:

@@ -22,6 +22,7 @@ from ..Selection import metatile_size, metatile_tiles, parse_tile_list
 from .common import (EXIT_FAILURES, EXIT_OK, UsageError, add_include_path_option, add_selection_options,
                      apply_include_path, check_extension, load_config, run, selected_metatiles, setup_logging,
                      unknown_layer)
+from . import cluster_seed
 from .progress import Progress
 
 log = logging.getLogger("tilestache-seed")
@@ -79,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug output")
     p.add_argument("-j", "--jobs", type=int, default=available_cores(),
                    help="number of rendering processes (default: number of cores, %(default)s)")
+    cluster_seed.add_cluster_options(p)
     return p
 
 
@@ -194,6 +196,8 @@ def _main(argv) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.jsonp_callback is not None and not CALLBACK.fullmatch(args.jsonp_callback):
         raise UsageError(f"--jsonp-callback {args.jsonp_callback!r} is not a JavaScript identifier")
+    if cluster_seed.wanted(args):
+        return cluster_seed.main(args, prepare_layer)
     config, layer, extension = prepare_layer(args)
     format = check_extension(layer, extension)
     mimetype = layer.getTypeByExtension(extension)[0]
