@@ -27,6 +27,7 @@ class UpstreamError(KnownUnknown):
     """A remote tile source failed; nothing is cached."""
 
     status = 502
+    upstream_status: int | None = None  # the remote's own HTTP status, when it answered one
 
 
 class UpstreamTimeout(UpstreamError):

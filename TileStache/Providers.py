@@ -49,8 +49,13 @@ def getProviderByName(name: str) -> type:
     return load_class(PROVIDER_CLASSES[key])
 
 
-def fetch_upstream(url: str, timeout: float, referer: str | None = None) -> tuple[bytes, str]:
-    """GET a remote URL: (body, content type); failures become UpstreamError / UpstreamTimeout."""
+def fetch_upstream(url: str, timeout: float, referer: str | None = None,
+                   source: str = "Upstream tile server") -> tuple[bytes, str]:
+    """GET a remote URL: (body, content type); failures become UpstreamError / UpstreamTimeout.
+
+    ``source`` names the remote in error messages. An error status is kept
+    on the UpstreamError as ``upstream_status``.
+    """
     headers = {"User-Agent": USER_AGENT}
     if referer:
         headers["Referer"] = referer
@@ -59,15 +64,17 @@ def fetch_upstream(url: str, timeout: float, referer: str | None = None) -> tupl
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read(), response.headers.get_content_type()
     except urllib.error.HTTPError as error:
-        raise UpstreamError(f"Upstream tile server answered {error.code}") from None
+        failure = UpstreamError(f"{source} answered {error.code}")
+        failure.upstream_status = error.code
+        raise failure from None
     except (TimeoutError, socket.timeout):
-        raise UpstreamTimeout("Upstream tile server timed out") from None
+        raise UpstreamTimeout(f"{source} timed out") from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, (TimeoutError, socket.timeout)):
-            raise UpstreamTimeout("Upstream tile server timed out") from None
-        raise UpstreamError("Upstream tile server unreachable") from None
+            raise UpstreamTimeout(f"{source} timed out") from None
+        raise UpstreamError(f"{source} unreachable") from None
     except (OSError, ValueError):  # ValueError: http.client refuses a malformed URL
-        raise UpstreamError("Upstream tile server connection failed") from None
+        raise UpstreamError(f"{source} connection failed") from None
 
 
 def open_image(body: bytes) -> Image.Image:

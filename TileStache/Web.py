@@ -57,10 +57,14 @@ def request_path(environ: Mapping) -> str:
     return path if path.startswith("/") else "/" + path
 
 
-def handle(config, environ: Mapping) -> Response:
-    """Answer one request (a WSGI environ) against a configuration; never raises."""
+def handle(config, environ: Mapping, router=None) -> Response:
+    """Answer one request (a WSGI environ) against a configuration; never raises.
+
+    ``router`` (config, environ) -> Response answers the request; by default
+    the tile server's ``route``. Errors it raises become short text answers.
+    """
     try:
-        response = route(config, environ)
+        response = (router or route)(config, environ)
     except KnownUnknown as error:
         response = text_response(error.status, str(error) or "Error")
     except Exception:

@@ -87,10 +87,14 @@ class WSGITileServer:
                     self._mtime = mtime
         return self.config
 
+    def answer(self, config: Config.Configuration, environ: dict) -> Web.Response:
+        """The response to one GET or HEAD request (servers built on this one replace it)."""
+        return Web.handle(config, environ)
+
     def __call__(self, environ: dict, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET" or method == "HEAD":
-            response = Web.handle(self._reloaded_config() if self.autoreload else self.config, environ)
+            response = self.answer(self._reloaded_config() if self.autoreload else self.config, environ)
         else:
             response = Web.text_response(405, "Only GET and HEAD", [("Allow", "GET, HEAD")])
         fields = response.fields  # this response's own list, never sent before: append, don't replace
