@@ -8,12 +8,16 @@ processes, in the same run (interleaved, so a busy machine hurts all alike):
 - reference: plain Mapnik renders each metatile, Pillow cuts it and encodes each
   tile with TileStache.Formats' PNG encoder and settings, and it is written to a
   file; metatiles are handed to 1 or 2 forked processes one at a time.
+- split: the same, with the metatiles dealt out up front in a checkerboard
+  (process i of N takes those whose column + row is i modulo N): no messages
+  at all, the real limit of N processes.
 - tilestache: ``tilestache-seed -j N``.
 - mapproxy: ``mapproxy-seed -c N`` (MapProxy 7.0.0 from PyPI in its own venv
   under /tmp, patched for Mapnik 4 as issue 6 explains, paletted: false).
 
-Prints tiles/s, the ratios, and the peak RSS of the largest process of each run.
-Usage: .venv/bin/python bench/seed.py [--zooms 0-7] [--no-mapproxy] [--rounds 1]
+Runs alternate over rounds; prints median tiles/s with the range, the ratios
+(taken within each round), and the peak RSS of the largest process of each run.
+Usage: .venv/bin/python bench/seed.py [--zooms 0-7] [--jobs 1,2] [--no-mapproxy] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,13 +94,37 @@ def _ref_render(task):
     return cols * rows
 
 
-def reference_main(jobs: int, out: str, zooms: list[int]) -> None:
-    """Render every metatile of the zooms into out/z/x/y.png with `jobs` processes."""
+def reference_main(jobs: int, out: str, zooms: list[int], split: bool = False) -> None:
+    """Render every metatile of the zooms into out/z/x/y.png with `jobs` processes.
+
+    Handed out one at a time through a pool, or with ``split`` dealt out up
+    front and rendered with no messages at all, the real limit of N processes:
+    process i takes the metatiles whose (column + row) in metatiles is i modulo
+    N, a checkerboard, so land and sea (slow and fast) fall to each alike.
+    """
     tasks = list(metatiles(zooms))
     if jobs == 1:
         _ref_init(out)
         for task in tasks:
             _ref_render(task)
+        return
+    if split:
+        children = []
+        for i in range(jobs):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _ref_init(out)
+                    for task in tasks:
+                        if (task[1] // META + task[2] // META) % jobs == i:
+                            _ref_render(task)
+                finally:
+                    os._exit(0)
+            children.append(pid)
+        for pid in children:
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"reference process {pid} failed")
         return
     with multiprocessing.get_context("fork").Pool(jobs, _ref_init, (out,)) as pool:
         for _ in pool.imap_unordered(_ref_render, tasks, chunksize=1):
@@ -198,8 +227,9 @@ def run_one(kind: str, jobs: int, zooms: list[int], work: str, mapproxy: str | N
     """Seed into a fresh folder; (seconds, peak RSS KiB, tiles written)."""
     folder = tempfile.mkdtemp(prefix=f"{kind}-j{jobs}-", dir=work)
     zoom_arg = f"{min(zooms)}-{max(zooms)}"
-    if kind == "reference":
-        argv = [sys.executable, __file__, "--reference-worker", str(jobs), folder, "--zooms", zoom_arg]
+    if kind in ("reference", "split"):
+        argv = [sys.executable, __file__, "--reference-worker", str(jobs), folder, "--zooms", zoom_arg,
+                *(["--split"] if kind == "split" else [])]
     elif kind == "tilestache":
         cfg = os.path.join(folder, "bench.cfg")
         with open(cfg, "w") as file:
@@ -211,6 +241,7 @@ def run_one(kind: str, jobs: int, zooms: list[int], work: str, mapproxy: str | N
     else:
         conf, seed = mapproxy_config(folder, zooms)
         argv = [mapproxy, "-q", "-f", conf, "-s", seed, "-c", str(jobs), "--seed", "world"]
+    os.sync()  # the previous run's files are written out first, not during this run
     seconds, rss = timed(argv, folder)
     tiles = count_pngs(folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -222,50 +253,71 @@ def parse_zooms(text: str) -> list[int]:
     return list(range(int(low), int(high or low) + 1))
 
 
+def median_spread(values: list[float]) -> str:
+    """A list's median with its range, as 'median (low-high)'."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--zooms", default="0-7", help="zoom range (default: 0-7)")
-    p.add_argument("--rounds", type=int, default=1, help="repeat each run; the best time counts")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default: 3); medians are reported")
+    p.add_argument("--jobs", default="1,2", help="process counts to compare (default: 1,2)")
     p.add_argument("--no-mapproxy", action="store_true", help="skip mapproxy-seed")
     p.add_argument("--reference-worker", nargs=2, metavar=("JOBS", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--split", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     zooms = parse_zooms(args.zooms)
     if args.reference_worker:
-        reference_main(int(args.reference_worker[0]), args.reference_worker[1], zooms)
+        reference_main(int(args.reference_worker[0]), args.reference_worker[1], zooms, args.split)
         return
 
     mapproxy = None if args.no_mapproxy else ensure_mapproxy()
-    kinds = ["reference", "tilestache"] + ([] if mapproxy is None else ["mapproxy"])
+    job_counts = [int(j) for j in args.jobs.split(",")]
+
+    def kinds(jobs: int) -> list[str]:
+        return (["reference"] + (["split"] if jobs > 1 else []) + ["tilestache"]
+                + ([] if mapproxy is None else ["mapproxy"]))
+
     expected = sum(4 ** z for z in zooms)
     work = tempfile.mkdtemp(prefix="tilestache-seed-bench-")
-    results: dict[tuple[str, int], tuple[float, int]] = {}
+    rates: dict[tuple[str, int], list[float]] = {}
+    peaks: dict[tuple[str, int], int] = {}
     try:
-        for _ in range(args.rounds):
-            for jobs in (1, 2):
-                for kind in kinds:
+        for round_number in range(args.rounds):
+            for jobs in job_counts:
+                order = kinds(jobs)
+                if round_number % 2:
+                    order.reverse()  # alternate who goes first
+                for kind in order:
                     seconds, rss, tiles = run_one(kind, jobs, zooms, work, mapproxy)
                     if tiles != expected:
                         raise SystemExit(f"{kind} -j {jobs} wrote {tiles} tiles, expected {expected}")
-                    print(f"  {kind:10s} -j {jobs}: {seconds:7.2f} s, {tiles / seconds:7.1f} tiles/s, "
-                          f"peak RSS {rss / 1024:.0f} MiB", flush=True)
-                    best = results.get((kind, jobs))
-                    if best is None or seconds < best[0]:
-                        results[(kind, jobs)] = (seconds, rss)
+                    print(f"  round {round_number + 1} {kind:10s} -j {jobs}: {seconds:7.2f} s, "
+                          f"{tiles / seconds:7.1f} tiles/s, peak RSS {rss / 1024:.0f} MiB", flush=True)
+                    rates.setdefault((kind, jobs), []).append(tiles / seconds)
+                    peaks[(kind, jobs)] = max(rss, peaks.get((kind, jobs), 0))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    def ratios(kind: str, jobs: int, against: str, against_jobs: int | None = None) -> str:
+        pairs = zip(rates[(kind, jobs)], rates[(against, against_jobs or jobs)])
+        return median_spread([a / b for a, b in pairs])  # within each round
+
     print(f"\nzooms {args.zooms} of world.xml, {expected} tiles, metatiles {META}x{META} + {BUFFER} px, "
-          f"{os.cpu_count()} cores")
-    print(f"{'run':16s} {'tiles/s':>9s} {'vs reference':>13s} {'vs mapproxy':>12s} {'peak RSS/worker':>16s}")
-    for jobs in (1, 2):
-        ref = expected / results[("reference", jobs)][0]
-        mp = expected / results[("mapproxy", jobs)][0] if mapproxy else None
-        for kind in kinds:
-            seconds, rss = results[(kind, jobs)]
-            rate = expected / seconds
-            vs_mp = f"{rate / mp:11.2f}x" if mp else f"{'-':>12s}"
-            print(f"{kind + ' -j ' + str(jobs):16s} {rate:9.1f} {rate / ref:12.2f}x {vs_mp} {rss / 1024:13.0f} MiB")
-    print("targets: tilestache -j 1 >= 0.95x and -j 2 >= 0.90x the reference; >= 2.5x mapproxy at equal -j")
+          f"{os.cpu_count()} cores, {args.rounds} rounds; medians (range)")
+    for jobs in job_counts:
+        limit = "split" if jobs > 1 else "reference"
+        for kind in kinds(jobs):
+            line = (f"{kind + ' -j ' + str(jobs):16s} {median_spread(rates[(kind, jobs)]):>24s} tiles/s"
+                    f"  vs {limit}: {ratios(kind, jobs, limit):>18s}")
+            if mapproxy and kind != "mapproxy":
+                line += f"  vs mapproxy: {ratios(kind, jobs, 'mapproxy'):>18s}"
+            if jobs > 1 and 1 in job_counts:
+                line += f"  speedup over -j 1: {ratios(kind, jobs, 'reference' if kind == 'split' else kind, 1):>18s}"
+            print(line + f"  peak RSS {peaks[(kind, jobs)] / 1024:.0f} MiB")
+    print("targets: tilestache -j 1 >= 0.95x the reference; -j N >= 0.90x the up-front split (the real limit "
+          "of N processes); >= 2.5x mapproxy at equal -j")
 
 
 if __name__ == "__main__":
