@@ -13,7 +13,8 @@ acknowledged only when done, redelivered when its worker process dies,
 prefetch of one, and a time limit well under the broker's visibility timeout.
 ``TILESTACHE_VISIBILITY_TIMEOUT`` (seconds, default 7200) sets that timeout;
 the hard time limit is a quarter of it, and a task running longer than a
-twelfth of it hands the rest of its metatiles on to a new message.
+twelfth of it hands the rest of its metatiles on to a new message. Workers
+look for messages past the timeout (those of a dead worker) every tenth of it.
 """
 from __future__ import annotations
 
@@ -41,11 +42,15 @@ RETRY_DELAY = 0.5
 VISIBILITY_TIMEOUT = float(os.environ.get("TILESTACHE_VISIBILITY_TIMEOUT", 7200))
 TIME_LIMIT = VISIBILITY_TIMEOUT / 4
 HAND_ON_AFTER = VISIBILITY_TIMEOUT / 12
+# Seconds between the workers' sweeps for messages past the visibility timeout (kombu's default is a
+# sweep every 10 s x 10 calls): a tenth of the timeout, at most kombu's own 100 s.
+RESTORE_SWEEP = max(1.0, min(100.0, VISIBILITY_TIMEOUT / 10))
 
 app = Celery("TileStache")
 app.conf.update(
     broker_url=os.environ.get("TILESTACHE_CLUSTER", "redis://127.0.0.1:6379/0"),
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT,
+                              "unacked_restore_interval": RESTORE_SWEEP, "unacked_restore_throttle": 1},
     broker_connection_retry_on_startup=True,
     task_default_queue=QUEUE,
     task_serializer="json",
