@@ -94,6 +94,21 @@ def _checked_view(extension, center, zoom, min_zoom, max_zoom) -> tuple[float, f
     return lat, lon, min(max(int(zoom), min_zoom), max_zoom), min_zoom, max_zoom
 
 
+def _checked_grid(grid: dict, tile_size: int) -> dict:
+    """A projected grid's resolutions and transformation, checked; ValueError when they are unusable."""
+    try:
+        resolutions = [float(r) for r in grid["resolutions"]]
+        transformation = [float(v) for v in grid["transformation"]]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"preview: bad grid {grid!r}") from None
+    if not resolutions or not all(math.isfinite(r) and r > 0 for r in resolutions):
+        raise ValueError(f"preview: bad grid resolutions {resolutions!r}")
+    ax, bx, _, ay, by, _ = transformation if len(transformation) == 6 else [0.0] * 6
+    if not all(math.isfinite(v) for v in transformation) or ax * by - bx * ay == 0:
+        raise ValueError(f"preview: bad grid transformation {transformation!r}")
+    return {"resolutions": resolutions, "transformation": transformation}
+
+
 def preview_html(
     layer_name: str,
     extension: str,
@@ -104,6 +119,7 @@ def preview_html(
     zoom: int = 1,
     min_zoom: int = 0,
     max_zoom: int = 18,
+    grid: dict | None = None,
 ) -> str:
     """Return a standalone HTML5 page showing one layer as a slippy map.
 
@@ -122,6 +138,12 @@ def preview_html(
         (Leaflet's EPSG4326: zoom 0 is two columns by one row), any case.
     center: initial ``(latitude, longitude)`` in degrees.
     zoom, min_zoom, max_zoom: initial, lowest and highest tile zoom level.
+    grid: for a projected grid without world edges (a Proj4Projection layer),
+        ``{"resolutions": [units per pixel, zoom 0 first], "transformation":
+        [ax, bx, cx, ay, by, cy]}`` mapping projected units over a tile's size
+        in them to tile columns and rows. The page then works in projected
+        units: ``center`` and the URL fragment hold ``(y, x)``, and
+        ``projection`` is not used.
 
     The initial view also follows the URL fragment ``#zoom/lat/lon`` (tile
     zoom, degrees), which is kept up to date as the map moves.
@@ -130,26 +152,31 @@ def preview_html(
     alphanumeric, a non-positive tile size, non-finite coordinates or an
     empty zoom range.
     """
-    try:
-        crs = _CRS[projection.lower()]
-    except (KeyError, AttributeError):
-        raise ValueError(
-            f"preview: unsupported projection {projection!r}; "
-            "expected 'spherical mercator' or 'WGS84'"
-        ) from None
     tile_size = int(tile_size)
     if tile_size <= 0:
         raise ValueError(f"preview: bad tile size {tile_size!r}")
     lat, lon, zoom, min_zoom, max_zoom = _checked_view(extension, center, zoom, min_zoom, max_zoom)
-
-    # Leaflet asks for tile zoom = map zoom + zoomOffset. Tiles of
-    # 256 * 2**k pixels are drawn at their own size one k levels up;
-    # other sizes are scaled to 256 px, as the original preview did.
-    offset = _zoom_offset(tile_size)
-    if offset is None:
-        offset, display_size = 0, 256
+    if grid is not None:
+        crs, grid = None, _checked_grid(grid, tile_size)
+        offset, display_size = 0, tile_size  # the grid's own tiles, at their own size
+        max_zoom = min(max_zoom, len(grid["resolutions"]) - 1)
+        min_zoom, zoom = min(min_zoom, max_zoom), min(zoom, max_zoom)
     else:
-        display_size = tile_size
+        try:
+            crs = _CRS[projection.lower()]
+        except (KeyError, AttributeError):
+            raise ValueError(
+                f"preview: unsupported projection {projection!r}; "
+                "expected 'spherical mercator' or 'WGS84'"
+            ) from None
+        # Leaflet asks for tile zoom = map zoom + zoomOffset. Tiles of
+        # 256 * 2**k pixels are drawn at their own size one k levels up;
+        # other sizes are scaled to 256 px, as the original preview did.
+        offset = _zoom_offset(tile_size)
+        if offset is None:
+            offset, display_size = 0, 256
+        else:
+            display_size = tile_size
 
     options = {
         "crs": crs,
@@ -160,6 +187,7 @@ def preview_html(
         "maxZoom": max_zoom,
         "center": [lat, lon],
         "zoom": zoom,
+        "grid": grid,
     }
 
     css, js = _leaflet()
@@ -207,8 +235,39 @@ html, body {{ margin: 0; padding: 0; width: 100%; height: 100%; }}
     return {{ zoom: z, center: L.latLng(lat, lon) }};
   }}
 
+  // A projected grid's CRS: "latitude" and "longitude" are its y and x, a
+  // zoom's scale is 1 / resolution, and pixels follow the grid's transformation.
+  function gridCRS(grid, size) {{
+    var r = grid.resolutions, n = r.length, t = grid.transformation;
+    var det = t[0] * t[4] - t[1] * t[3];
+    function resolution(z) {{
+      z = Math.min(Math.max(z, 0), n - 1);
+      var i = Math.floor(z);
+      return i + 1 < n ? r[i] * Math.pow(r[i + 1] / r[i], z - i) : r[i];
+    }}
+    return L.extend({{}}, L.CRS.Simple, {{
+      infinite: true,
+      scale: function (z) {{ return 1 / resolution(z); }},
+      zoom: function (scale) {{
+        var wanted = 1 / scale;
+        for (var i = 0; i + 1 < n; i++) {{
+          if (wanted >= r[i + 1] || i + 2 === n) return i + Math.log(wanted / r[i]) / Math.log(r[i + 1] / r[i]);
+        }}
+        return 0;
+      }},
+      latLngToPoint: function (latlng, z) {{
+        var units = size * resolution(z), x = latlng.lng / units, y = latlng.lat / units;
+        return L.point(size * (t[0] * x + t[1] * y + t[2]), size * (t[3] * x + t[4] * y + t[5]));
+      }},
+      pointToLatLng: function (point, z) {{
+        var units = size * resolution(z), u = point.x / size - t[2], v = point.y / size - t[5];
+        return L.latLng(units * (t[0] * v - t[3] * u) / det, units * (t[4] * u - t[1] * v) / det);
+      }}
+    }});
+  }}
+
   function formatHash(map) {{
-    var z = map.getZoom() - offset, c = map.getCenter().wrap();
+    var z = map.getZoom() - offset, c = map.wrapLatLng(map.getCenter());
     var digits = Math.max(2, Math.ceil(z * Math.LN2 / Math.LN10) + 2);
     return "#" + z + "/" + c.lat.toFixed(digits) + "/" + c.lng.toFixed(digits);
   }}
@@ -217,7 +276,7 @@ html, body {{ margin: 0; padding: 0; width: 100%; height: 100%; }}
       {{ zoom: options.zoom, center: L.latLng(options.center[0], options.center[1]) }};
 
   var map = L.map("map", {{
-    crs: L.CRS[options.crs],
+    crs: options.grid ? gridCRS(options.grid, options.tileSize) : L.CRS[options.crs],
     minZoom: options.minZoom + offset,
     maxZoom: options.maxZoom + offset
   }});

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
 from ModestMaps.Core import Coordinate
+from ModestMaps.Geo import Location
 
 from .Config import DEFAULT_INDEX
 from .Core import TileResult
@@ -159,6 +160,15 @@ def service_page(config, path: str, query_string: str) -> Response:
     return Response(200, [("Content-Type", content_type), ("Cache-Control", "no-store")], body)
 
 
+def preview_grid(projection) -> dict | None:
+    """The preview's grid for a projection with its own resolutions (Proj4Projection), else None."""
+    resolutions = getattr(projection, "resolutions", None)
+    if resolutions is None:
+        return None
+    t = projection.transformation
+    return {"resolutions": list(resolutions), "transformation": [t.ax, t.bx, t.cx, t.ay, t.by, t.cy]}
+
+
 def jsonp_callback(query_string: str) -> str | None:
     """The JSONP callback named in a query string, checked to be a plain identifier path."""
     if not query_string or "callback" not in query_string:
@@ -225,9 +235,12 @@ def layer_page(config, name: str, page: str, environ: Mapping) -> Response:
                                    center=(layer.preview_lat, layer.preview_lon),
                                    zoom=min(max(layer.preview_zoom, low), high), min_zoom=low, max_zoom=min(high, 22))
         return Response(200, [("Content-Type", "text/html; charset=utf-8")], html.encode("utf-8"))
+    center, grid = (layer.preview_lat, layer.preview_lon), preview_grid(layer.projection)
+    if grid is not None:  # the page works in the grid's projected units
+        point = layer.projection.locationProj(Location(layer.preview_lat, layer.preview_lon))
+        center = (point.y, point.x)
     html = preview_html(name, layer.preview_ext, tile_size=layer.dim,
                         projection=getattr(layer.projection, "name", "spherical mercator"),
-                        center=(layer.preview_lat, layer.preview_lon),
-                        zoom=min(max(layer.preview_zoom, low), high),
-                        min_zoom=low, max_zoom=min(high, 22))
+                        center=center, zoom=min(max(layer.preview_zoom, low), high),
+                        min_zoom=low, max_zoom=min(high, 22), grid=grid)
     return Response(200, [("Content-Type", "text/html; charset=utf-8")], html.encode("utf-8"))

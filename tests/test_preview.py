@@ -203,6 +203,10 @@ def test_layer_name_is_escaped():
         {"tile_size": 0},
         {"center": (float("nan"), 0.0)},
         {"min_zoom": 5, "max_zoom": 4},
+        {"grid": {"resolutions": [], "transformation": [1, 0, 0, 0, -1, 0]}},
+        {"grid": {"resolutions": [4, -2], "transformation": [1, 0, 0, 0, -1, 0]}},
+        {"grid": {"resolutions": [4, 2], "transformation": [1, 0, 0, 0, 0, 0]}},  # not invertible
+        {"grid": {"resolutions": [4, 2]}},
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs):
@@ -353,6 +357,51 @@ def test_real_server_preview_draws_mapnik_tiles(page, world_server):
     assert page.errors == []
     _only_local(page, world_server.url)
     page.screenshot(path="/tmp/preview-world.png")
+
+
+@pytest.fixture
+def rt90_server(tmp_path):
+    """TileStache.WSGITileServer with the Proj4Projection goodie's EPSG:2400 grid and a red box over Sweden."""
+    import TileStache
+    from test_goodies_proj4 import layer_config
+
+    config = layer_config(tmp_path, preview={"lat": 59.5, "lon": 18, "zoom": 4, "ext": "png"})
+    yield from _serving(TileStache.WSGITileServer(TileStache.parseConfig(config)))
+
+
+def test_proj4_layer_preview_draws_its_own_grid_around_the_preview_point(page, rt90_server):
+    from PIL import Image
+
+    from test_goodies_proj4 import tile_of
+
+    page.goto(rt90_server.url + "/rt90/preview.html")
+    page.wait_for_function(ALL_TILES_LOADED)
+    tiles = [p for p, status in rt90_server.log if TILE_PATH.match(p)]
+    assert all(status.startswith("200") for p, status in rt90_server.log if TILE_PATH.match(p))
+    assert all(p.startswith("/rt90/4/") for p in tiles), tiles  # the grid's zoom 4, not a mercator one
+    column, row = tile_of(18, 59.5, 4)
+    assert f"/rt90/4/{column}/{row}.png" in tiles
+    # The box (17-19 E, 59-60 N) lies where pyproj puts the preview point: the middle of the page is red.
+    page.wait_for_function("() => [...document.querySelectorAll('img.leaflet-tile')]"
+                           ".every(img => getComputedStyle(img).opacity === '1')")  # faded in
+    shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    assert shot.getpixel((400, 300)) == (220, 20, 60)
+    assert shot.getpixel((5, 5)) != (220, 20, 60)  # 590 km west of it, at 512 m a pixel, is not
+    # The map works in the grid's projected units: its centre is the preview point's y and x,
+    # and so is the URL fragment's.
+    from test_goodies_proj4 import TO_RT90
+
+    x, y = TO_RT90.transform(18, 59.5)
+    center = page.evaluate("tilestachePreview.getCenter()")
+    assert center["lat"] == pytest.approx(y, abs=1) and center["lng"] == pytest.approx(x, abs=1)
+    page.evaluate(f"location.hash = '#5/{y + 5000:.0f}/{x:.0f}'")
+    page.wait_for_function("() => tilestachePreview.getZoom() === 5")
+    center = page.evaluate("tilestachePreview.getCenter()")
+    assert center["lat"] == pytest.approx(y + 5000, abs=1) and center["lng"] == pytest.approx(x, abs=1)
+    page.wait_for_function(ALL_TILES_LOADED)
+    assert f"/rt90/5/{tile_of(18, 59.5, 5)[0]}/" in " ".join(p for p, _ in rt90_server.log)
+    assert page.errors == []
+    _only_local(page, rt90_server.url)
 
 
 # --- part C: vector layers in MapLibre GL JS --------------------------------------------
