@@ -93,7 +93,7 @@ def grid_size(projection: object, zoom: int) -> tuple[int, int] | None:
 
 
 def getProjectionByName(name: str) -> object:
-    """A projection from its name ("spherical mercator", "WGS84") or "Module:Expression".
+    """A projection from its name ("spherical mercator", "WGS84"), "Module:Expression" or "module.Object".
 
     The expression is a name in the module, or a call of one with literal arguments and calls of
     other names of the module, as in the original's
@@ -104,6 +104,14 @@ def getProjectionByName(name: str) -> object:
         return SphericalMercator()
     if key in ("wgs84", "epsg:4326"):
         return WGS84()
+    if ":" not in name and "." in name:  # the original's older "package.module.Object" form
+        module_name, _, attribute = name.strip().rpartition(".")
+        try:
+            return getattr(importlib.import_module(module_name), attribute)
+        except ImportError as error:
+            raise ValueError(f"cannot import {module_name}: {error}") from None
+        except AttributeError:
+            raise ValueError(f"{module_name} has no {attribute!r}") from None
     if ":" not in name:
         raise ValueError(f"unknown projection {name!r}: use 'spherical mercator', 'WGS84' or 'Module:Object'")
     module_name, _, expression = name.partition(":")

@@ -66,6 +66,14 @@ def test_projection_by_module_object():
     assert getProjectionByName("TileStache.Geography:SphericalMercator") is SphericalMercator
 
 
+def test_projection_by_dotted_path_as_the_original_allowed():
+    assert getProjectionByName("TileStache.Geography.SphericalMercator") is SphericalMercator
+    with pytest.raises(ValueError, match="no 'Lambert'"):
+        getProjectionByName("TileStache.Geography.Lambert")
+    with pytest.raises(ValueError, match="cannot import"):
+        getProjectionByName("nosuchpackage.Projection")
+
+
 def test_unknown_projection_names_the_choices():
     with pytest.raises(ValueError, match="spherical mercator"):
         getProjectionByName("lambert")
