@@ -191,6 +191,25 @@ def test_clean_older_than_with_a_tile_list(tmp_path):
     assert stored(cfg) == before - {(2, 0, 0), (2, 2, 1)}
 
 
+def test_clean_older_than_on_a_multi_cache_takes_ages_from_its_last_tier(tmp_path):
+    cfg = write_config(tmp_path, {"name": "Multi", "tiers": [{"name": "Disk", "path": "fast"},
+                                                            {"name": "Disk", "path": "cache"}]})
+    config = TileStache.parseConfig(cfg)
+    layer, (fast, lasting) = config.layers["grid"], config.cache.tiers
+    tiles = {(2, x, y) for x in range(4) for y in range(4)}
+    for z, x, y in tiles:
+        config.cache.save(b"tile", layer, Coordinate(y, x, z), "PNG")
+        if old_if_even_column(z, x, y) == 10:  # old in the lasting tier only; the fast tier's copies are new
+            then = time.time() - 10 * DAY
+            os.utime(lasting._filepath(layer, Coordinate(y, x, z), "PNG"), (then, then))
+    old = {t for t in tiles if old_if_even_column(*t) == 10}
+    assert old and old < tiles
+    result = tool("clean", "-c", cfg, "-l", "grid", "--older-than", "7d", 2)
+    assert result.returncode == 0, result.stderr
+    for tier in (fast, lasting):  # removed from every tier
+        assert {(int(c.zoom), int(c.column), int(c.row)) for c, _ in tier.saved_tiles(layer, "PNG")} == tiles - old
+
+
 def test_bad_duration_or_an_ageless_cache_exit_2_and_remove_nothing(tmp_path):
     cfg = write_config(tmp_path, {"name": "Disk", "path": "cache"})
     before = fill(cfg, [1], age_of=lambda *t: 30)

@@ -81,18 +81,27 @@ def walks_cache(args) -> bool:
     return args.older_than is not None and not (args.bbox or args.tile_list or args.coverage)
 
 
+def age_tier(cache):
+    """The cache that tells when tiles were saved: the cache itself, or a Multi cache's last tier that
+    can (its most lasting one); None when none can."""
+    for tier in reversed(getattr(cache, "tiers", [cache])):
+        if callable(getattr(tier, "saved_time", None)) and callable(getattr(tier, "saved_tiles", None)):
+            return tier
+    return None
+
+
 def check_age_cache(cache) -> None:
     """UsageError unless the cache can tell when a tile was saved."""
-    if not (callable(getattr(cache, "saved_time", None)) and callable(getattr(cache, "saved_tiles", None))):
+    if age_tier(cache) is None:
         raise UsageError(f"--older-than needs a cache that records when tiles were saved (Disk, LimitedDisk, "
-                         f"S3, MBTiles), not {type(cache).__name__}")
+                         f"S3, MBTiles, or a Multi cache with one of them), not {type(cache).__name__}")
 
 
 def candidates(args, cache, layer, format: str, zooms: list[int] | None):
     """(tile, saved time or None when not looked up yet) to look at: the selection, or with --older-than
     alone the cache's own tiles of the layer."""
     if walks_cache(args):
-        return ((coord, saved) for coord, saved in cache.saved_tiles(layer, format)
+        return ((coord, saved) for coord, saved in age_tier(cache).saved_tiles(layer, format)
                 if not zooms or coord.zoom in zooms)
     return ((coord, None) for coord in selected_tiles(args, layer.projection, layer.zoom_range()))
 
@@ -149,7 +158,7 @@ def clean(args, cache, plans: list, cutoff: float | None) -> tuple[int, list[str
             progress.advance(1, last)
             if cutoff is not None:
                 if saved is None:
-                    saved = cache.saved_time(layer, coord, format)
+                    saved = age_tier(cache).saved_time(layer, coord, format)
                 if saved is None or saved >= cutoff:
                     continue
             if args.dry_run:
