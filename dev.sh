@@ -3,7 +3,7 @@
 #
 #   bash dev.sh serve [tilestache-server options]   run the development server
 #   bash dev.sh test  [pytest options]              run the test suite
-#   bash dev.sh bench [options]                     run the benchmarks
+#   bash dev.sh bench NAME [options]                run one benchmark of bench/ (no NAME: the list)
 #
 # Installs what is missing (Debian packages when run as root, a virtualenv in
 # .venv with the project and its extras) and is quick when all is in place.
@@ -158,10 +158,22 @@ case "$cmd" in
     exec .venv/bin/python -m pytest -q "${where[@]}" "$@"
     ;;
   bench)
-    if [ -f bench/run-all.sh ]; then
-      exec bash bench/run-all.sh "$@"
+    # One benchmark by name (bench/NAME.py or bench/NAME.sh), with its own options.
+    name=${1:-}
+    if [ -z "$name" ] || { [ ! -f "bench/$name.py" ] && [ ! -f "bench/$name.sh" ]; }; then
+      echo "usage: bash dev.sh bench NAME [options]; NAME is one of:" >&2
+      for f in bench/*.py bench/*.sh; do
+        case "$f" in */serve_common.sh|*/serve_tools.py|*/gunicorn_apps.py|*/minimal_app.py) continue ;; esac
+        b=${f#bench/}
+        echo "  ${b%.*}" >&2
+      done
+      echo "(bench/README.md says what each measures)" >&2
+      exit 2
     fi
-    echo "dev.sh: bench/run-all.sh not found" >&2
-    exit 1
+    shift
+    if [ -f "bench/$name.py" ]; then
+      exec .venv/bin/python "bench/$name.py" "$@"
+    fi
+    exec bash "bench/$name.sh" "$@"
     ;;
 esac
