@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
@@ -58,7 +58,7 @@ def request_path(environ: Mapping) -> str:
     return path if path.startswith("/") else "/" + path
 
 
-def handle(config, environ: Mapping, router=None) -> Response:
+def handle(config, environ: Mapping, router: Callable[..., Response] | None = None) -> Response:
     """Answer one request (a WSGI environ) against a configuration; never raises.
 
     ``router`` (config, environ) -> Response answers the request; by default
