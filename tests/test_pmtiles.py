@@ -386,4 +386,5 @@ def test_the_archive_appears_only_when_the_seed_is_complete(tmp_path):
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     healed = tool("seed", "-q", "-c", cfg, "-l", "world", *WORLD, "--to-pmtiles", tmp_path / "f.pmtiles", 2, 3)
     assert healed.returncode == 0, healed.stderr  # the staged tiles are kept: the run resumes
+    assert "going on with the tiles an unfinished run staged in" in healed.stderr  # and says so
     assert read_back(tmp_path / "f.pmtiles")[2] == read_back(target)[2]

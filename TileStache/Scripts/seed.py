@@ -12,7 +12,7 @@ from ..Config import build_cache, buildConfiguration
 from ..Core import Metatile
 from ..Errors import ConfigError
 from ..MBTiles import tileset_format
-from ..PMTiles import WRITE_TYPES, finish_archives, open_archive, stored_tiles, tile_extension
+from ..PMTiles import WRITE_TYPES, finish_archives, open_archive, staging_path, stored_tiles, tile_extension
 from ..PMTiles import Cache as PMTilesCache
 from ..PMTiles import Source as PMTilesSource
 from ..MBTiles import list_tiles, tileset_info
@@ -150,7 +150,11 @@ def output_cache(args, dirpath: str, layer_name: str):
     caches = []
     try:
         if args.to_pmtiles:
-            caches.append(PMTilesCache(os.path.abspath(args.to_pmtiles), name=layer_name))
+            target = os.path.abspath(args.to_pmtiles)
+            if os.path.exists(staging_path(target)):
+                log.warning("going on with the tiles an unfinished run staged in %s (remove it to start over)",
+                            staging_path(target))
+            caches.append(PMTilesCache(target, name=layer_name))
         if args.to_mbtiles:
             caches.append(build_cache({"class": "TileStache.MBTiles:Cache",  # a class: "name" is a kwarg here
                                        "kwargs": {"filename": os.path.abspath(args.to_mbtiles),
