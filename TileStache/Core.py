@@ -122,8 +122,11 @@ def make_bounds(projection, north: float = 89, west: float = -180, south: float 
         raise ValueError(f"south ({south}) is above north ({north})")
     if low > high:
         raise ValueError(f"low zoom ({low}) is above high zoom ({high})")
-    ul = projection.locationCoordinate(Location(north, west)).zoomTo(high)
-    lr = projection.locationCoordinate(Location(south, east)).zoomTo(low)
+    # The box's tile range from all four corners, whichever way the grid's rows and columns run.
+    corners = [projection.locationCoordinate(Location(lat, lon)).zoomTo(high)
+               for lat in (north, south) for lon in (west, east)]
+    ul = Coordinate(min(c.row for c in corners), min(c.column for c in corners), high)
+    lr = Coordinate(max(c.row for c in corners), max(c.column for c in corners), high).zoomTo(low)
     return Bounds(ul, lr)
 
 

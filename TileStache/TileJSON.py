@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from ModestMaps.Core import Coordinate
+
 # TileJSON's own limit on zoom levels.
 TILEJSON_MAX_ZOOM = 30
 VECTOR_EXTENSIONS = {"mvt", "pbf"}
@@ -58,10 +60,13 @@ def layer_bounds(layer) -> list[float]:
         return list(WORLD)
     members = getattr(bounds, "bounds", [bounds])
     boxes = []
-    for member in members:
-        nw = layer.projection.coordinateLocation(member.upper_left_high)
-        se = layer.projection.coordinateLocation(member.lower_right_low)
-        boxes.append((min(nw.lon, se.lon), min(nw.lat, se.lat), max(nw.lon, se.lon), max(nw.lat, se.lat)))
+    for member in members:  # the four corners of its tile range, for grids in any projection
+        ul = member.upper_left_high
+        lr = member.lower_right_low.zoomTo(ul.zoom)
+        corners = [layer.projection.coordinateLocation(Coordinate(row, column, ul.zoom))
+                   for row in (ul.row, lr.row) for column in (ul.column, lr.column)]
+        boxes.append((min(c.lon for c in corners), min(c.lat for c in corners),
+                      max(c.lon for c in corners), max(c.lat for c in corners)))
     box = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
     return [max(box[0], WORLD[0]), max(box[1], WORLD[1]), min(box[2], WORLD[2]), min(box[3], WORLD[3])]
 

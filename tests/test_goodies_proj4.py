@@ -176,3 +176,23 @@ def test_compose_on_the_grid_puts_the_box_in_the_middle(tmp_path):
     assert image.getpixel((150, 100)) == RED
     for corner in [(2, 2), (297, 2), (2, 197), (297, 197)]:
         assert image.getpixel(corner)[3] == 0, corner
+
+
+@pytest.mark.parametrize("transformation, rows_grow", [("Transformation(1, 0, 0, 0, -1, 0)", "south"),
+                                                       ("Transformation(1, 0, 0, 0, 1, 0)", "north")])
+def test_layer_bounds_hold_on_grids_whose_rows_grow_either_way(tmp_path, transformation, rows_grow):
+    # The goodie's default transformation has rows growing northwards; bounds must still be the box's tiles.
+    projection = f"TileStache.Goodies.Proj4Projection:Proj4Projection('{RT90}', {RESOLUTIONS}, " \
+                 f"transformation={transformation})"
+    config = layer_config(tmp_path, projection=projection,
+                          bounds={"north": 60, "south": 59, "west": 17, "east": 19, "low": 5, "high": 8})
+    layer = TileStache.parseConfig(config).layers["rt90"]
+    sign = -1 if rows_grow == "south" else 1
+    for zoom in (5, 6, 8):
+        size = 256 * RESOLUTIONS[zoom]
+        x, y = TO_RT90.transform(18, 59.5)
+        inside = Coordinate(int((sign * y) // size), int(x // size), zoom)
+        assert not layer.bounds.excludes(inside), (zoom, inside)
+        x, y = TO_RT90.transform(12, 56)  # southern Sweden, well outside the box
+        assert layer.bounds.excludes(Coordinate(int((sign * y) // size), int(x // size), zoom))
+    assert layer.bounds.excludes(inside.zoomTo(4).container())  # below the zoom range
