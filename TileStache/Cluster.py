@@ -131,18 +131,16 @@ def seed_metatiles(self, job_id: str, index: int, layer_name: str, digest: str, 
     for number, (zoom, column, row) in enumerate(firsts[done:], done + 1):
         first = Coordinate(row, column, zoom)
         if number == done + 1 and runs > LOST_RUNS:  # it took its worker process down every time
-            status, error = FAILED, f"the worker process died rendering it {runs - 1} times"
-            tiles = metatile_tiles(layer, first)
+            status, error, count = FAILED, f"the worker process died rendering it {runs - 1} times", 0
         else:
             outcome = seed_metatile(layer, first, format, ignore_cached, attempts - 1, RETRY_DELAY)
-            status, error, tiles = outcome.status, outcome.error, None
-            if status == FAILED:
-                tiles = metatile_tiles(layer, first)
+            status, error, count = outcome.status, outcome.error, outcome.tiles
         failure = None
         if status == FAILED:
+            tiles = metatile_tiles(layer, first)
+            count = len(tiles)
             failure = {"metatile": tile_name(first), "tiles": [tile_name(c) for c in tiles], "error": error}
             log.warning("job %s: metatile %s failed: %s", job_id, tile_name(first), error)
-        count = len(tiles) if tiles is not None else outcome.tiles
         state = job.record(index, number, status, count, failure)
         if state in (CANCELLED, REFUSED):
             job.drop_task(index)

@@ -347,12 +347,17 @@ def buildConfiguration(config_dict: dict, dirpath: str = ".") -> Configuration:
     for name, spec in config_dict.get("layers", {}).items():
         config.layers[name] = build_layer(config, name, spec)
     for layer in config.layers.values():  # providers that refer to other layers check them now
-        validate = getattr(layer.provider, "validate", None)
-        if callable(validate):
-            validate(config)
+        validate_layer(layer, config)
     if "index" in config_dict:
         config.index = load_index(dirpath, config_dict["index"])
     return config
+
+
+def validate_layer(layer: Core.Layer, config: Configuration) -> None:
+    """Let a layer's provider check what it refers to in the configuration (other layers, say)."""
+    validate = getattr(layer.provider, "validate", None)
+    if callable(validate):
+        validate(config)
 
 
 def read_config_file(location: str) -> tuple[dict, str]:

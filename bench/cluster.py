@@ -27,13 +27,14 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 import redis
+
+from seed import count_pngs, median_spread, parse_zooms  # bench/seed.py, beside this script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORLD = os.path.join(ROOT, "examples", "world.xml")
@@ -89,10 +90,6 @@ def commands_served(client: redis.Redis) -> int:
     return sum(stats["calls"] for stats in client.info("commandstats").values())
 
 
-def count_pngs(folder: str) -> int:
-    return sum(1 for _, _, files in os.walk(folder) for f in files if f.endswith(".png"))
-
-
 def run_seed(argv: list[str], cwd: str) -> float:
     """Run a seeder; its wall seconds."""
     start = time.perf_counter()
@@ -101,16 +98,6 @@ def run_seed(argv: list[str], cwd: str) -> float:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:2])} ... failed ({result.returncode}):\n{result.stderr[-2000:]}")
     return seconds
-
-
-def parse_zooms(text: str) -> list[int]:
-    low, _, high = text.partition("-")
-    return list(range(int(low), int(high or low) + 1))
-
-
-def median_spread(values: list[float], digits: int = 2) -> str:
-    """A list's median with its range, as 'median (low-high)'."""
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:

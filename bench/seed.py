@@ -253,9 +253,9 @@ def parse_zooms(text: str) -> list[int]:
     return list(range(int(low), int(high or low) + 1))
 
 
-def median_spread(values: list[float]) -> str:
+def median_spread(values: list[float], digits: int = 2) -> str:
     """A list's median with its range, as 'median (low-high)'."""
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 
 from TileStache import WSGITileServer
-from TileStache.Config import Configuration, build_cache, build_layer
+from TileStache.Config import Configuration, build_cache, build_layer, validate_layer
 from TileStache.Core import Layer
 from TileStache.Errors import ConfigError, NotFound, UpstreamError
 from TileStache.Providers import fetch_upstream
@@ -80,9 +80,7 @@ class DynamicLayers(Mapping):
         if isinstance(spec, dict):
             try:
                 layer = build_layer(self.config, name, spec)
-                validate = getattr(layer.provider, "validate", None)
-                if callable(validate):
-                    validate(self.config)
+                validate_layer(layer, self.config)
             except ConfigError as error:
                 log.error("The configuration service's layer is unusable: %s", error)
                 layer = None
